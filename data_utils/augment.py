@@ -1,0 +1,34 @@
+"""Batched image augmentation on the training device (no per-item Python work)."""
+from __future__ import annotations
+
+import torch
+
+
+def to_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, 3, H, W) -> float (N, 3, H, W) in [-1, 1]."""
+    return x.float().div_(127.5).sub_(1.0)
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """float in [-1, 1] -> uint8 (same shape)."""
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
+    """(N, C, H, W) -> (N, C, size, size) centre crop."""
+    top, left = (x.shape[-2] - size) // 2, (x.shape[-1] - size) // 2
+    return x[..., top:top + size, left:left + size]
+
+
+def random_crop_flip(x: torch.Tensor, size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """uint8 (N, C, H, W) -> float (N, C, size, size) in [-1, 1]: a random crop per image, random h-flip."""
+    n, _, h, w = x.shape
+    dev = x.device
+    oy = torch.randint(0, h - size + 1, (n,), generator=generator).to(dev)
+    ox = torch.randint(0, w - size + 1, (n,), generator=generator).to(dev)
+    flip = (torch.rand(n, generator=generator) < 0.5).to(dev)
+    ar = torch.arange(size, device=dev)
+    rows = oy[:, None] + ar  # (N, size)
+    cols = ox[:, None] + torch.where(flip[:, None], size - 1 - ar, ar)  # (N, size), reversed when flipped
+    out = x[torch.arange(n, device=dev)[:, None, None], :, rows[:, :, None], cols[:, None, :]]  # (N, S, S, C)
+    return to_float(out.permute(0, 3, 1, 2))

@@ -1,0 +1,72 @@
+"""Build the HDF5 cache from an official-layout folder, a base-repo `flowers.hdf5`, or a fresh download.
+
+    python -m data_utils.prepare --source ../shared/data/oxford102 --out data/flowers.h5
+    python -m data_utils.prepare --source flowers.hdf5 --out data/flowers.h5     # aelnouby format
+    python -m data_utils.prepare --download --out data/flowers.h5                # needs internet
+
+Idempotent: when the cache already matches its source (fingerprint, schema, image size) nothing is done.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from . import aelnouby, official
+from .cache import CACHE_IMAGE_SIZE, SCHEMA_VERSION, read_attrs, write_cache
+from .records import DataError
+
+
+def prepare(source: Path, out: Path, *, force: bool = False, skip_bad: bool = False,
+            size: int = CACHE_IMAGE_SIZE, log=print) -> dict:
+    """Write `out` from `source` unless it is already up to date. Returns the cache attrs."""
+    source, out = Path(source), Path(out)
+    if source.is_dir():
+        kind, fp = "official", official.fingerprint(source)
+        records = official.read_official(source)
+    elif source.is_file():
+        kind, fp = "aelnouby", aelnouby.fingerprint(source)
+        records = aelnouby.read_aelnouby(source)
+    else:
+        raise DataError(f"{source}: no such folder or file")
+    have = read_attrs(out)
+    if (not force and have and have.get("source_fingerprint") == fp
+            and int(have.get("schema_version", -1)) == SCHEMA_VERSION and int(have.get("image_size", -1)) == size):
+        log(f"cache up to date: {out} ({have['n_images']} images, {have['n_captions']} captions)")
+        return have
+    t0 = time.time()
+    log(f"building {out} from {source} ({kind} format) ...")
+    attrs = write_cache(out, records, source_kind=kind, fingerprint=fp, size=size, skip_bad=skip_bad, log=log)
+    log(f"wrote {out}: {attrs['n_images']} images, {attrs['n_captions']} captions, "
+        f"{attrs['n_classes']} classes, converted to RGB: {attrs['converted_modes']} ({time.time() - t0:.1f}s)")
+    return attrs
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--source", help="official-layout folder or aelnouby flowers.hdf5 "
+                   "(default: $OXFORD102_DIR, else ../shared/data/oxford102)")
+    p.add_argument("--download", action="store_true", help="download the official files first")
+    p.add_argument("--download-dir", default="data/oxford102", help="where --download puts the files")
+    p.add_argument("--out", default="data/flowers.h5")
+    p.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    p.add_argument("--skip-bad", action="store_true", help="skip unreadable images (counted, logged) "
+                   "instead of stopping")
+    args = p.parse_args(argv)
+    try:
+        if args.download:
+            from .download import download_oxford102
+            source = download_oxford102(Path(args.download_dir))
+        else:
+            from training.config import resolve_data_root
+            source = Path(args.source) if args.source else resolve_data_root("")
+        prepare(source, Path(args.out), force=args.force, skip_bad=args.skip_bad)
+    except (DataError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,270 @@
+"""Typed configuration: dataclass defaults <- experiments/*.yaml <- dotted command-line overrides.
+
+    python run_experiment.py --config experiments/quick.yaml --train.gan_epochs=20 --data.seed=3
+
+Unknown keys and values of the wrong type are rejected with the dotted key named, so a typo in a
+YAML file or a sweep never silently runs the default. Booleans parse `true/false/1/0/yes/no`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+# The offline copy of the dataset lives beside the project on the dev/CI machines.
+DEFAULT_DATA_DIRS = ("../shared/data/oxford102",)
+
+
+@dataclass
+class DataConfig:
+    root: str = ""  # official-layout folder; "" -> $OXFORD102_DIR -> ../shared/data/oxford102
+    cache: str = "data/flowers.h5"  # HDF5 cache written by `python -m data_utils.prepare`
+    seed: int = 0  # seed of the 20/5 class split and of the validation hold-out
+    n_train_classes: int = 20
+    n_test_classes: int = 5
+    val_fraction: float = 0.1  # share of each train class held out for checkpoint selection
+    image_size: int = 64  # training resolution (random crops of the cached 72x72 images)
+    max_caption_len: int = 32  # tokens; longer captions are truncated
+    min_word_count: int = 2  # words seen fewer times in training captions map to <unk>
+    limit_per_class: int = 0  # >0: keep only this many images per class (tests, demos)
+
+
+@dataclass
+class ModelConfig:
+    embed_dim: int = 128  # source representation / shared image-text space
+    enc_width: int = 32  # base channel width of the source encoder
+    text_width: int = 128  # token embedding and GRU width of the text encoder
+    text_dim: int = 128  # text encoding fed to the generator
+    noise_dim: int = 64
+    cond_dim: int = 64  # conditioning-augmentation output size for the text encoding
+    d_width: int = 32  # base channel width of the discriminator
+    g_ratio: float = 0.5  # generator params / encoder params (the assignment fixes 0.5)
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int = 0  # torch CPU threads; 0 = number of cores
+    batch_size: int = 64
+    encoder_epochs: int = 60  # stage 1: label-free image-text contrastive + augmentation SSL
+    gan_epochs: int = 140  # stage 2: conditional GAN with the frozen encoder
+    lr_encoder: float = 2e-3
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    temperature: float = 0.1
+    ssl_weight: float = 1.0  # weight of the image-image (augmentation) contrastive term
+    gan_loss: str = "hinge"  # hinge | bce
+    diffaug: str = "color,translation,cutout"  # DiffAugment policy; "" disables
+    r1_gamma: float = 0.1  # R1 gradient penalty on real images; 0 disables
+    mismatch_weight: float = 0.5  # matching-aware D: weight of (real image, wrong text)
+    distill_weight: float = 1.0  # encoder(G(z, t, r)) should match r
+    kl_weight: float = 1.0  # conditioning augmentation KL
+    ema_decay: float = 0.999
+    eval_every: int = 10  # epochs between validation metrics / best-checkpoint checks
+    log_every: int = 20  # steps between logged losses
+    max_steps: int = 0  # >0: stop each stage after this many steps (smoke tests)
+
+
+@dataclass
+class EvalConfig:
+    knn_k: int = 10
+    samples_per_caption: int = 1
+    captions_per_test_class: int = 10
+    fid_samples: int = 500
+
+
+@dataclass
+class WandbConfig:
+    mode: str = "auto"  # auto | online | offline | disabled
+    project: str = "flower-t2i-gan"
+    entity: str = ""
+    group: str = ""
+    tags: str = ""  # comma-separated
+
+
+@dataclass
+class RunConfig:
+    name: str = ""  # "" -> timestamp-based id
+    out_dir: str = "runs"
+    resume: str = ""  # path to a run directory or checkpoint to resume
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+class ConfigError(ValueError):
+    """A config file or override names an unknown key or a value of the wrong type."""
+
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+def _coerce(key: str, value: Any, typ: type) -> Any:
+    """Convert `value` (from YAML or the command line) to `typ`, or raise naming `key`."""
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, (str, int)) and str(value).lower() in _TRUE | _FALSE:
+            return str(value).lower() in _TRUE
+    elif typ is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+    elif typ is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif typ is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        if value is None:
+            return ""
+    raise ConfigError(f"config key '{key}' expects {typ.__name__}, got {value!r}")
+
+
+def _section_types(cfg: Config) -> dict[str, dict[str, type]]:
+    out = {}
+    for sec in dataclasses.fields(cfg):
+        hints = typing.get_type_hints(type(getattr(cfg, sec.name)))
+        out[sec.name] = {f.name: hints[f.name] for f in dataclasses.fields(getattr(cfg, sec.name))}
+    return out
+
+
+def set_value(cfg: Config, dotted: str, value: Any) -> None:
+    """Set `section.key` on `cfg`, converting and checking the type."""
+    types = _section_types(cfg)
+    parts = dotted.split(".")
+    if len(parts) != 2 or parts[0] not in types:
+        raise ConfigError(f"unknown config key '{dotted}' (sections: {', '.join(types)})")
+    sec, key = parts
+    if key not in types[sec]:
+        raise ConfigError(f"unknown config key '{dotted}' (known in '{sec}': {', '.join(types[sec])})")
+    setattr(getattr(cfg, sec), key, _coerce(dotted, value, types[sec][key]))
+
+
+def apply_dict(cfg: Config, overrides: dict, source: str = "overrides") -> None:
+    """Apply a nested {section: {key: value}} dict (a YAML file's content)."""
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections, got {type(overrides).__name__}")
+    for sec, values in overrides.items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: section '{sec}' must be a mapping, got {values!r}")
+        for key, value in values.items():
+            try:
+                set_value(cfg, f"{sec}.{key}", value)
+            except ConfigError as e:
+                raise ConfigError(f"{source}: {e}") from None
+
+
+def load_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    with open(path) as f:
+        data = yaml.safe_load(f) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def parse_overrides(args: list[str]) -> dict[str, str]:
+    """['--train.lr_g=1e-4', '--data.seed', '3'] -> {'train.lr_g': '1e-4', 'data.seed': '3'}."""
+    out: dict[str, str] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--") or "." not in arg.split("=", 1)[0]:
+            raise ConfigError(f"unexpected argument '{arg}': overrides look like --section.key=value")
+        if "=" in arg:
+            key, value = arg[2:].split("=", 1)
+        elif i + 1 < len(args) and not args[i + 1].startswith("--"):
+            key, value = arg[2:], args[i + 1]
+            i += 1
+        else:
+            raise ConfigError(f"override '{arg}' has no value")
+        out[key] = value
+        i += 1
+    return out
+
+
+def build_config(config_path: str | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Defaults <- YAML file <- dotted overrides."""
+    cfg = Config()
+    if config_path:
+        apply_dict(cfg, load_yaml(config_path), source=str(config_path))
+    for key, value in (overrides or {}).items():
+        set_value(cfg, key, value)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    """Cross-field checks that a type alone cannot express."""
+    choices = {
+        "train.gan_loss": (cfg.train.gan_loss, ("hinge", "bce")),
+        "wandb.mode": (cfg.wandb.mode, ("auto", "online", "offline", "disabled")),
+    }
+    for key, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise ConfigError(f"config key '{key}' must be one of {allowed}, got {value!r}")
+    if cfg.train.encoder_epochs + cfg.train.gan_epochs > 200:
+        raise ConfigError(
+            f"train.encoder_epochs + train.gan_epochs = {cfg.train.encoder_epochs + cfg.train.gan_epochs} "
+            "exceeds the 200-epoch budget")
+    if not 0.0 <= cfg.data.val_fraction < 1.0:
+        raise ConfigError(f"config key 'data.val_fraction' must be in [0, 1), got {cfg.data.val_fraction}")
+    if cfg.data.n_train_classes + cfg.data.n_test_classes > 102:
+        raise ConfigError("data.n_train_classes + data.n_test_classes exceeds the 102 classes")
+
+
+def to_dict(cfg: Config) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(data: dict) -> Config:
+    """Rebuild a Config from `to_dict` output (checkpoints, run dirs); unknown keys are errors."""
+    cfg = Config()
+    apply_dict(cfg, data, source="saved config")
+    validate(cfg)
+    return cfg
+
+
+def resolve_data_root(root: str = "") -> Path:
+    """The official-layout folder: explicit value, else $OXFORD102_DIR, else ../shared/data/oxford102."""
+    candidates = [root] if root else []
+    if not root and os.environ.get("OXFORD102_DIR"):
+        candidates = [os.environ["OXFORD102_DIR"]]
+    if not candidates:
+        candidates = [d for d in DEFAULT_DATA_DIRS if Path(d).is_dir()]
+    if not candidates:
+        raise FileNotFoundError(
+            "Oxford-102 data folder not found: pass --data.root=DIR (or --source DIR), set OXFORD102_DIR, "
+            "or download it with `python -m data_utils.prepare --download --out data/flowers.h5`")
+    path = Path(candidates[0])
+    if not path.is_dir():
+        raise FileNotFoundError(f"Oxford-102 data folder does not exist: {path}")
+    return path
