@@ -7,10 +7,9 @@ The result is a folder that ``python -m data_utils.prepare --source FOLDER`` rea
     FOLDER/text_c10/class_00001/image_06734.txt ...       (from cvpr2016_flowers.tar.gz)
     FOLDER/downloads/                                     (the archives, kept for re-runs)
 
-Command line: ``python -m data_utils.download --out DIR [--mirror KEY=URL ...]``.
-Only the standard library does HTTP; downloads resume from ``<file>.part``, are
-md5-checked before an atomic rename, and archives are extracted safely into a
-temporary folder that is moved into place only when complete.
+CLI: ``python -m data_utils.download --out DIR [--mirror KEY=URL ...]``. HTTP uses only
+the standard library; downloads resume from ``<file>.part`` and are md5-checked before an
+atomic rename; archives are extracted safely into a temporary folder moved into place.
 """
 from __future__ import annotations
 
@@ -77,23 +76,22 @@ def manual_instructions(dest: str = "DIR") -> str:
     return "\n".join(lines)
 
 
-def file_md5(path: Path, chunk_size: int = 1 << 20) -> str:
-    """Hex md5 of a file, read in chunks."""
+def file_md5(path: Path) -> str:
+    """Hex md5 of a file, read in 1 MiB chunks."""
     digest = hashlib.md5()
     with open(path, "rb") as f:
-        while chunk := f.read(chunk_size):
+        while chunk := f.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
 
 
 class _ConfirmPage(html.parser.HTMLParser):
-    """Collects the download form (action + inputs) and confirm links of a Drive page."""
+    """Collects the first form (action + named inputs) of a Drive interstitial page."""
 
     def __init__(self) -> None:
         super().__init__()
         self.action: str | None = None
         self.fields: dict[str, str] = {}
-        self.links: list[str] = []
         self._in_form = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -102,8 +100,6 @@ class _ConfirmPage(html.parser.HTMLParser):
             self.action, self._in_form = a.get("action", ""), True
         elif tag == "input" and self._in_form and a.get("name"):
             self.fields[a["name"]] = a.get("value", "")
-        elif tag == "a" and "confirm=" in a.get("href", ""):
-            self.links.append(a["href"])
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "form":
@@ -115,25 +111,22 @@ def drive_confirm_url(page: str, base: str) -> str | None:
     p = _ConfirmPage()
     p.feed(page)
     if p.action is not None and ("confirm" in p.fields or "confirm=" in p.action):
-        parts = urllib.parse.urlsplit(urllib.parse.urljoin(base, p.action))
-        query = dict(urllib.parse.parse_qsl(parts.query)) | p.fields
-        return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
-    if p.links:
-        return urllib.parse.urljoin(base, p.links[0])
-    if m := re.search(r"confirm=([0-9A-Za-z_-]+)", page):
-        parts = urllib.parse.urlsplit(base)
-        query = dict(urllib.parse.parse_qsl(parts.query)) | {"confirm": m.group(1)}
-        return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
-    return None
+        url, extra = urllib.parse.urljoin(base, p.action), p.fields
+    elif m := re.search(r"confirm=([0-9A-Za-z_-]+)", page):  # older pages: a link with the token
+        url, extra = base, {"confirm": m.group(1)}
+    else:
+        return None
+    parts = urllib.parse.urlsplit(url)
+    query = dict(urllib.parse.parse_qsl(parts.query)) | extra
+    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
 
 
 def _progress_bar(enabled: bool) -> contextlib.AbstractContextManager:
     if not enabled:
         return contextlib.nullcontext()
-    from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
-                               TimeRemainingColumn, TransferSpeedColumn)
-    return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                    TransferSpeedColumn(), TimeRemainingColumn())
+    from rich import progress as rp
+    return rp.Progress(rp.TextColumn("{task.description}"), rp.BarColumn(), rp.DownloadColumn(),
+                       rp.TransferSpeedColumn(), rp.TimeRemainingColumn())
 
 
 def download_file(url: str, dest: Path, md5: str | None = None, *, chunk_size: int = 1 << 16,

@@ -42,6 +42,7 @@ class ModelConfig:
     text_dim: int = 128  # text encoding fed to the generator
     noise_dim: int = 64
     cond_dim: int = 64  # conditioning-augmentation output size for the text encoding
+    g_width: int = 32  # preferred generator conv width (the mapping MLP is sized to hit g_ratio)
     d_width: int = 32  # base channel width of the discriminator
     g_ratio: float = 0.5  # generator params / encoder params (the assignment fixes 0.5)
 
@@ -62,6 +63,8 @@ class TrainConfig:
     gan_loss: str = "hinge"  # hinge | bce
     diffaug: str = "color,translation,cutout"  # DiffAugment policy; "" disables
     r1_gamma: float = 0.1  # R1 gradient penalty on real images; 0 disables
+    r1_every: int = 4  # lazy R1: apply every N discriminator steps (scaled by N)
+    text_rep_prob: float = 0.5  # share of GAN steps whose r is predicted from the caption (test-time path)
     mismatch_weight: float = 0.5  # matching-aware D: weight of (real image, wrong text)
     distill_weight: float = 1.0  # encoder(G(z, t, r)) should match r
     kl_weight: float = 1.0  # conditioning augmentation KL

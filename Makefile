@@ -1,0 +1,39 @@
+# Two commands set everything up on a fresh machine:
+#   make run    # venv + requirements + data cache + the default experiment
+#   make test   # venv + requirements + the test suite (what CI runs)
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+CONFIG ?= experiments/default.yaml
+CACHE  ?= data/flowers.h5
+# The data folder: $OXFORD102_DIR, else the offline copy beside the project when it exists.
+OXFORD102_DIR ?= $(if $(wildcard ../shared/data/oxford102/jpg),../shared/data/oxford102,)
+export OXFORD102_DIR
+
+.PHONY: setup data run test quick benchmark clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt
+	touch $@
+
+data: setup
+	$(BIN)/python -m data_utils.prepare $(if $(OXFORD102_DIR),--source $(OXFORD102_DIR),--download) --out $(CACHE)
+
+run: data
+	$(BIN)/python run_experiment.py --config $(CONFIG) --data.cache=$(CACHE)
+
+quick: CONFIG = experiments/quick.yaml
+quick: run
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+benchmark: data
+	$(BIN)/python benchmarks/run.py --json runs/benchmark.json
+
+clean:
+	rm -rf runs/ .pytest_cache

@@ -1,0 +1,63 @@
+"""Target generator: (noise, text condition, source representation) -> 64x64 image."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class UpBlock(nn.Module):
+    """Nearest x2 upsample, 3x3 conv, BatchNorm, ReLU: (N, cin, H, W) -> (N, cout, 2H, 2W)."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 3, 1, 1, bias=False)
+        self.bn = nn.BatchNorm2d(cout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.bn(self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))))
+
+
+class Generator(nn.Module):
+    """DCGAN-style generator conditioned on a source representation and a text condition.
+
+    The text encoding t (N, text_dim) goes through conditioning augmentation (StackGAN): a linear
+    layer gives mu, logvar (N, cond_dim) and c = mu + eps * exp(logvar / 2). Then z (N, noise_dim),
+    c (N, cond_dim) and the source representation r (N, embed_dim) are concatenated and passed through a 2-layer mapping MLP of width
+    `map_width` to a 4x4 x 4w tensor, then upsampled 4 -> 8 -> 16 -> 32 -> 64 with widths
+    4w, 2w, w, w/2, and a 3x3 conv to RGB with tanh: output (N, 3, 64, 64) in [-1, 1].
+    `width` and `map_width` are computed by `training.networks.generator_widths` so that this network
+    has half the parameters of the source encoder.
+    """
+
+    def __init__(self, width: int, map_width: int, noise_dim: int, cond_dim: int, embed_dim: int,
+                 text_dim: int, img_resolution: int = 64):
+        super().__init__()
+        if img_resolution != 64:
+            raise ValueError(f"Generator produces 64x64 images, got img_resolution={img_resolution}")
+        w = width
+        d_in = noise_dim + cond_dim + embed_dim
+        self.ca = nn.Linear(text_dim, 2 * cond_dim)
+        self.mapping = nn.Sequential(nn.Linear(d_in, map_width), nn.LeakyReLU(0.2),
+                                     nn.Linear(map_width, 4 * 4 * 4 * w), nn.BatchNorm1d(4 * 4 * 4 * w),
+                                     nn.ReLU())
+        self.blocks = nn.Sequential(UpBlock(4 * w, 2 * w), UpBlock(2 * w, w), UpBlock(w, w),
+                                    UpBlock(w, max(w // 2, 8)))
+        self.to_rgb = nn.Conv2d(max(w // 2, 8), 3, 3, 1, 1)
+        self.width, self.noise_dim = w, noise_dim
+
+    def condition(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """t: (N, text_dim) -> c, mu, logvar, each (N, cond_dim); c is sampled (reparameterised)."""
+        mu, logvar = self.ca(t).chunk(2, dim=1)
+        logvar = logvar.clamp(-10, 10)
+        return mu + torch.randn_like(mu) * (0.5 * logvar).exp(), mu, logvar
+
+    def synthesize(self, z: torch.Tensor, c: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        """z: (N, noise_dim), c: (N, cond_dim), r: (N, embed_dim) -> (N, 3, 64, 64) in [-1, 1]."""
+        h = self.mapping(torch.cat([z, c, r], dim=1))
+        h = h.view(h.shape[0], 4 * self.width, 4, 4)  # (N, 4w, 4, 4)
+        return torch.tanh(self.to_rgb(self.blocks(h)))
+
+    def forward(self, z: torch.Tensor, t: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        """z: (N, noise_dim), t: (N, text_dim) text encoding, r: (N, embed_dim) -> (N, 3, 64, 64)."""
+        return self.synthesize(z, self.condition(t)[0], r)

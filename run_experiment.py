@@ -1,0 +1,37 @@
+"""Train and evaluate the flower text-to-image GAN: the one entry point.
+
+    python run_experiment.py --config experiments/default.yaml [--section.key=value ...] [--dry-run]
+
+Overrides use the same dotted keys as the YAML files (what `wandb agent` passes as --key=value).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import yaml
+
+from training.config import ConfigError, build_config, parse_overrides, to_dict
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", help="experiment YAML (overrides the typed defaults)")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    args, rest = p.parse_known_args(argv)
+    try:
+        cfg = build_config(args.config, parse_overrides(rest))
+    except ConfigError as e:
+        print(f"config error: {e}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
+        return 0
+    from training.run import run
+    summary = run(cfg)
+    print(summary["run_dir"])
+    return 0 if summary.get("status") in ("finished", "interrupted") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""Analytic tests for metrics/ (each checks a closed-form or limiting value, so each can fail)."""
+import numpy as np
+import pytest
+import torch
+
+from metrics import (
+    class_consistency, color_histogram_features, encoder_report, fid, fid_kid_from_images, kid,
+    kmeans_nmi, knn_accuracy, linear_probe_accuracy, ms_ssim_diversity, r_precision,
+    random_cnn_features, real_floor, silhouette,
+)
+
+
+def clusters(n_classes=5, per_class=30, dim=16, spread=0.05, seed=0):
+    """Well-separated clusters: class c around a random unit centre, tiny isotropic noise."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_classes, dim)) * 10
+    y = np.repeat(np.arange(n_classes), per_class)
+    return centres[y] + spread * rng.normal(size=(len(y), dim)), y
+
+
+# ---------------------------------------------------------------- generation: FID / KID
+def test_fid_gaussians_equal_cov_is_squared_mean_distance():
+    rng = np.random.default_rng(0)
+    d, n = 8, 20000
+    shift = np.zeros(d)
+    shift[:3] = [1.0, -2.0, 0.5]                                   # ||shift||^2 = 5.25
+    a, b = rng.normal(size=(n, d)), rng.normal(size=(n, d))
+    a, b = a - a.mean(0), b - b.mean(0) + shift                    # exact sample means
+    assert fid(a, b) == pytest.approx(5.25, abs=0.02)              # covariance term ~ d^2 / n
+
+
+def test_fid_gaussians_scaled_cov_closed_form():
+    # N(0, I) vs N(0, 4I): Tr(I + 4I - 2 * 2I) = d.
+    rng = np.random.default_rng(1)
+    d, n = 8, 20000
+    assert fid(rng.normal(size=(n, d)), 2 * rng.normal(size=(n, d))) == pytest.approx(d, abs=0.25)
+
+
+def test_fid_self_is_zero_and_accepts_torch():
+    x = torch.randn(500, 10)
+    assert fid(x, x) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_fid_too_few_samples():
+    with pytest.raises(ValueError, match=">= 2 samples"):
+        fid(np.zeros((1, 4)), np.ones((10, 4)))
+
+
+def test_kid_same_distribution_near_zero_and_grows_with_shift():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(600, 8)), rng.normal(size=(600, 8))
+    same, _ = kid(a, b, subset_size=200, subsets=20)
+    assert abs(same) < 0.01
+    vals = [kid(a, b + s, subset_size=200, subsets=20)[0] for s in (0.25, 0.5, 1.0, 2.0)]
+    assert vals[0] > 0.01 and all(x < y for x, y in zip(vals, vals[1:]))
+
+
+def test_kid_deterministic_and_shrinks_subset_with_warning():
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=(50, 4)), rng.normal(size=(40, 4))
+    with pytest.warns(UserWarning, match="subset_size"):
+        m1, s1 = kid(a, b, subset_size=100, subsets=5, seed=3)
+    assert kid(a, b, subset_size=40, subsets=5, seed=3) == (m1, s1)
+
+
+def test_real_floor_and_from_images():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(400, 6))
+    floor = real_floor(x, kid_subset_size=100, kid_subsets=10)
+    shifted = kid(x[:200], x[200:] + 0.5, subset_size=100, subsets=10)[0]
+    assert floor["n_per_half"] == 200 and floor["fid"] < 0.3 and abs(floor["kid_mean"]) < 0.1 < shifted
+    imgs = torch.rand(64, 3, 8, 8)
+    out = fid_kid_from_images(imgs, imgs, lambda t: t.mean(dim=(2, 3)), batch_size=16, kid_subset_size=32)
+    assert out["fid"] == pytest.approx(0.0, abs=1e-6) and out["n_real"] == out["n_fake"] == 64
+
+
+# ---------------------------------------------------------------- encoder
+def test_knn_linear_perfect_on_separated_clusters():
+    x, y = clusters()
+    assert knn_accuracy(x, y) == 1.0
+    assert linear_probe_accuracy(x, y) == 1.0
+    assert silhouette(x, y) > 0.95
+    assert kmeans_nmi(x, y) == pytest.approx(1.0)
+
+
+def test_knn_linear_chance_on_shuffled_labels():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(600, 16))
+    y = rng.permutation(np.repeat(np.arange(4), 150))
+    assert abs(knn_accuracy(x, y) - 0.25) < 0.07
+    assert abs(linear_probe_accuracy(x, y) - 0.25) < 0.07
+    assert abs(silhouette(x, y)) < 0.05
+
+
+def test_knn_reduces_folds_and_rejects_singletons():
+    x, y = clusters(n_classes=3, per_class=4)
+    assert knn_accuracy(x, y, k=3, folds=5) == 1.0                # folds -> 4 automatically
+    with pytest.raises(ValueError, match="2 samples"):
+        knn_accuracy(x[:9], y[:9])                                  # class 2 has one sample
+
+
+def test_encoder_report_structure_and_unavailable_group():
+    x, y = clusters(n_classes=4, per_class=12)
+    is_test = y == 3                                                # held-out group has 1 class
+    rep = encoder_report(x, y, is_test)
+    assert set(rep) == {"all", "train", "test"}
+    for key in ("knn_acc", "linear_acc", "silhouette", "nmi", "n", "n_classes"):
+        assert key in rep["all"] and key in rep["train"] and key in rep["test"]
+    assert rep["all"]["knn_acc"] == 1.0 and rep["train"]["n_classes"] == 3 and rep["all"]["n"] == 48
+    assert "unavailable" not in rep["train"]
+    t = rep["test"]
+    assert t["n"] == 12 and t["n_classes"] == 1 and "class" in t["unavailable"]
+    assert t["knn_acc"] is None and t["linear_acc"] is None and t["silhouette"] is None and t["nmi"] is None
+
+
+# ---------------------------------------------------------------- alignment
+def test_r_precision_perfect_and_random():
+    rng = np.random.default_rng(5)
+    e = rng.normal(size=(300, 32))
+    e /= np.linalg.norm(e, axis=1, keepdims=True)
+    assert r_precision(e, e, candidates=100) == 1.0
+    txt = rng.normal(size=(2000, 32))
+    img = rng.normal(size=(2000, 32))
+    assert abs(r_precision(img, txt, candidates=10) - 0.1) < 0.03
+    with pytest.raises(ValueError, match="candidates"):
+        r_precision(e[:50], e[:50], candidates=100)
+
+
+def test_class_consistency():
+    x, y = clusters(n_classes=5, per_class=20)
+    assert class_consistency(x, y, x, y, k=10) == 1.0
+    assert class_consistency(x, (y + 1) % 5, x, y, k=10) == 0.0
+
+
+# ---------------------------------------------------------------- diversity
+def test_ms_ssim_diversity_identical_vs_noise():
+    torch.manual_seed(0)
+    one = torch.rand(3, 1, 3, 64, 64) * 2 - 1
+    assert ms_ssim_diversity(one.expand(3, 4, 3, 64, 64)) == pytest.approx(1.0, abs=1e-4)
+    noise = torch.rand(3, 4, 3, 64, 64) * 2 - 1
+    assert ms_ssim_diversity(noise) < 0.2
+    with pytest.raises(ValueError, match="S=1"):
+        ms_ssim_diversity(one)
+
+
+# ---------------------------------------------------------------- baselines
+def test_color_histogram_normalisation_and_pure_red():
+    rng = np.random.default_rng(6)
+    imgs = rng.integers(0, 256, size=(5, 16, 16, 3), dtype=np.uint8)
+    h = color_histogram_features(imgs, bins=4, sqrt=False)
+    assert h.shape == (5, 64) and h.dtype == np.float32
+    np.testing.assert_allclose(h.sum(1), 1.0, atol=1e-6)
+    np.testing.assert_allclose((color_histogram_features(imgs, bins=4) ** 2).sum(1), 1.0, atol=1e-5)
+    red = np.zeros((1, 8, 8, 3), dtype=np.uint8)
+    red[..., 0] = 255
+    r = color_histogram_features(red, bins=8, sqrt=False)[0]
+    assert r[7 * 64] == 1.0 and np.count_nonzero(r) == 1           # bin (r=7, g=0, b=0)
+
+
+def test_random_cnn_deterministic_shape_and_rng_untouched():
+    rng = np.random.default_rng(7)
+    imgs = rng.integers(0, 256, size=(6, 80, 96, 3), dtype=np.uint8)
+    state = torch.get_rng_state()
+    f1 = random_cnn_features(imgs, seed=0, width=8, batch_size=4)
+    assert torch.equal(state, torch.get_rng_state())
+    assert f1.shape == (6, 64) and f1.dtype == np.float32 and np.isfinite(f1).all()
+    np.testing.assert_array_equal(f1, random_cnn_features(imgs, seed=0, width=8))
+    assert not np.allclose(f1, random_cnn_features(imgs, seed=1, width=8))
+
+
+def test_ms_ssim_constant_images_closed_form():
+    # Constant images: every contrast-structure term is 1, so MS-SSIM = l ** beta_3 with
+    # luminance l = (2 m1 m2 + C1) / (m1^2 + m2^2 + C1), C1 = 0.01^2 (data range 1 after mapping).
+    from metrics import MS_SSIM_BETAS_3
+    m1, m2 = 0.1, 0.9                                               # -0.8, 0.8 in [-1, 1]
+    x = torch.stack([torch.full((3, 64, 64), -0.8), torch.full((3, 64, 64), 0.8)])[None]
+    lum = (2 * m1 * m2 + 1e-4) / (m1 ** 2 + m2 ** 2 + 1e-4)
+    expected = lum ** MS_SSIM_BETAS_3[2]
+    assert ms_ssim_diversity(x) == pytest.approx(expected, abs=1e-4)
+    assert ms_ssim_diversity((x + 1) / 2, value_range=(0.0, 1.0)) == pytest.approx(expected, abs=1e-4)

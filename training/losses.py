@@ -1,0 +1,69 @@
+"""Losses as small pure functions of tensors (unit-tested in tests/test_losses.py)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Symmetric InfoNCE (CLIP / SimCLR-style) between paired unit vectors a[i] <-> b[i].
+
+    a, b: (N, D) L2-normalised -> scalar; each row's positive is the same row of the other set and
+    the other N-1 rows are negatives. Equals log(N) for random embeddings, -> 0 for perfect ones.
+    """
+    logits = a @ b.t() / temperature  # (N, N)
+    target = torch.arange(a.shape[0], device=a.device)
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
+
+
+def cosine_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean of 1 - cos(a_i, b_i): a, b (N, D) -> scalar in [0, 2]. Used for distillation and the prior."""
+    return (1 - F.cosine_similarity(a, b, dim=1)).mean()
+
+
+def d_hinge(real: torch.Tensor, mismatch: torch.Tensor, fake: torch.Tensor, mismatch_weight: float = 0.5
+            ) -> torch.Tensor:
+    """Matching-aware hinge D loss (GAN-CLS with hinge): logits (N,) each -> scalar.
+
+    real: D(real image, its caption) pushed above +1; fake: D(G(...), caption) and mismatch:
+    D(real image, another image's caption) pushed below -1, sharing the negative weight.
+    """
+    neg = (1 - mismatch_weight) * F.relu(1 + fake).mean() + mismatch_weight * F.relu(1 + mismatch).mean()
+    return F.relu(1 - real).mean() + neg
+
+
+def g_hinge(fake: torch.Tensor) -> torch.Tensor:
+    """Hinge G loss: -mean D(G(...), caption)."""
+    return -fake.mean()
+
+
+def d_bce(real: torch.Tensor, mismatch: torch.Tensor, fake: torch.Tensor, mismatch_weight: float = 0.5
+          ) -> torch.Tensor:
+    """Matching-aware non-saturating BCE D loss (Reed et al. GAN-CLS) on logits."""
+    bce = F.binary_cross_entropy_with_logits
+    neg = ((1 - mismatch_weight) * bce(fake, torch.zeros_like(fake))
+           + mismatch_weight * bce(mismatch, torch.zeros_like(mismatch)))
+    return bce(real, torch.ones_like(real)) + neg
+
+
+def g_bce(fake: torch.Tensor) -> torch.Tensor:
+    """Non-saturating G loss: -log sigmoid(D(G(...)))."""
+    return F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
+
+
+def r1_penalty(logits: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """R1 (Mescheder et al. 2018): mean over the batch of ||d logits / d images||^2.
+
+    `images` must have requires_grad=True and produced `logits` (N,).
+    """
+    (grad,) = torch.autograd.grad(logits.sum(), images, create_graph=True)
+    return grad.pow(2).flatten(1).sum(1).mean()
+
+
+def kl_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, I)), summed over dims, averaged over the batch (conditioning augmentation)."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1).mean()
+
+
+D_LOSSES = {"hinge": d_hinge, "bce": d_bce}
+G_LOSSES = {"hinge": g_hinge, "bce": g_bce}

@@ -1,0 +1,140 @@
+"""One run, end to end: run directory -> data -> tracker -> Trainer.fit -> evaluation -> summary.
+
+Run directory `runs/<run_id>/`: config.yaml (resolved), meta.json (git commit, device, versions),
+split.json (class split + sizes), stats.jsonl (one JSON row per log step / epoch), samples/ (fixed
+caption grids), checkpoints/{best,last}.pt, eval/ (metrics.json, embeddings.npz, samples.npz),
+summary.json (status, sweep metric, best checkpoint path).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from .checkpoint import load_checkpoint
+from .config import Config, from_dict, to_dict
+from .trainer import NonFiniteLoss, Trainer
+
+SWEEP_METRIC = "eval/score"
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"train.device={name} but CUDA is not available")
+    return dev
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                              cwd=Path(__file__).resolve().parent).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def ensure_cache(cfg: Config, log=print) -> None:
+    """Build the HDF5 cache from the data folder when it is missing or stale (idempotent, atomic)."""
+    from data_utils.prepare import prepare
+
+    from .config import resolve_data_root
+    if Path(cfg.data.cache).is_file() and not cfg.data.root and not os.environ.get("OXFORD102_DIR"):
+        return  # a cache exists and no source was named: use it as it is
+    prepare(resolve_data_root(cfg.data.root), Path(cfg.data.cache), log=log)
+
+
+def score(report: dict) -> float | None:
+    """Sweep objective (higher is better): mean of encoder kNN over all 25 classes and the
+    class consistency of text-only generations for unseen classes."""
+    knn = report.get("encoder", {}).get("all", {}).get("knn_acc")
+    cons = report.get("generation", {}).get("class_consistency_encoder_knn")
+    if not isinstance(knn, float) or not isinstance(cons, float):
+        return None
+    return 0.5 * (knn + cons)
+
+
+def run(cfg: Config, log=print) -> dict:
+    """Train (or resume) and evaluate one run; returns the summary that is also written to summary.json."""
+    from data_utils.dataset import load_data
+    from data_utils.text import Vocab
+    from metrics.evaluate import evaluate
+    from tracking.tracker import Tracker
+
+    from .networks import param_table
+    ckpt = None
+    if cfg.run.resume:
+        ckpt = load_checkpoint(Path(cfg.run.resume))
+        resume_path = Path(cfg.run.resume)
+        run_dir = resume_path if resume_path.is_dir() else resume_path.parent.parent
+        cfg = from_dict(ckpt["config"])
+        cfg.run.resume = str(resume_path)
+    else:
+        run_id = cfg.run.name or time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid() % 10000:04d}"
+        run_dir = Path(cfg.run.out_dir) / run_id
+        if (run_dir / "checkpoints").exists():
+            raise FileExistsError(f"{run_dir} already holds a run; pick another --run.name or use --run.resume")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    device = pick_device(cfg.train.device)
+    torch.set_num_threads(cfg.train.threads or os.cpu_count() or 1)
+    ensure_cache(cfg, log)
+    data = load_data(cfg.data, vocab=Vocab(ckpt["vocab"]) if ckpt else None)
+    log(f"run {run_dir} on {device}: {data.split_record()} (data loaded in {data.load_seconds:.1f}s)")
+    with open(run_dir / "config.yaml", "w") as f:
+        yaml.safe_dump(to_dict(cfg), f, sort_keys=False)
+    (run_dir / "split.json").write_text(json.dumps(data.split_record(), indent=1))
+    (run_dir / "meta.json").write_text(json.dumps({
+        "git_commit": _git_commit(), "device": str(device), "torch": torch.__version__,
+        "python": sys.version.split()[0], "threads": torch.get_num_threads(), "argv": sys.argv}, indent=1))
+    tracker = Tracker(to_dict(cfg), cfg.wandb, run_dir, resume_id=(ckpt or {}).get("tracker_run_id", ""), log=log)
+    trainer = Trainer(cfg, data, run_dir, device, tracker=tracker, resume=ckpt, log=log)
+    table = param_table(trainer.nets)
+    ratio = table[2]["total_params"] / table[1]["total_params"]
+    log("parameters: " + ", ".join(f"{r['network']}={r['total_params']:,}" for r in table)
+        + f"; generator/encoder = {ratio:.4f}")
+    tracker.log_table("params/table", table)
+
+    def _stop(signum, frame):
+        log(f"received signal {signum}: finishing the current step and saving a checkpoint")
+        trainer.stop_requested = True
+    old = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    summary: dict = {"run_dir": str(run_dir)}
+    exit_code = 0
+    try:
+        summary.update(trainer.fit())
+        if summary["status"] == "finished":
+            best = load_checkpoint(run_dir / "checkpoints" / "best.pt", map_location=device)
+            trainer.load_state_dict(best)  # evaluate the selected (best) model
+            for name, m in trainer.nets.items():
+                m.load_state_dict(best["networks"][name])
+            trainer.nets.generator.load_state_dict(best["g_ema"])
+            t0 = time.time()
+            report = evaluate(trainer.nets, data, cfg, run_dir / "eval", device, log=log)
+            summary["eval_seconds"] = time.time() - t0
+            summary[SWEEP_METRIC] = score(report)
+            summary["eval/knn_all"] = report["encoder"]["all"].get("knn_acc")
+            summary["eval/knn_test"] = report["encoder"]["test"].get("knn_acc")
+            summary["eval/class_consistency"] = report["generation"].get("class_consistency_encoder_knn")
+            summary["best_checkpoint"] = str(run_dir / "checkpoints" / "best.pt")
+            tracker.log_artifact(run_dir / "checkpoints" / "best.pt", f"model-{run_dir.name}", ["best", "latest"],
+                                 metadata={k: v for k, v in summary.items() if isinstance(v, (int, float))})
+    except NonFiniteLoss as e:
+        summary.update(status="failed", error=str(e))
+        log(f"error: {e}")
+        exit_code = 1
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        summary["tracker_run_id"] = tracker.run_id
+        tracker.summary({k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
+        tracker.finish(exit_code)
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=1, default=float))
+    return summary

@@ -1,0 +1,313 @@
+"""The two-stage training protocol. One epoch = one pass over the train-class training images
+(each drawn once, with one of its captions chosen at random).
+
+Stage 1 "encoder" (train.encoder_epochs): the source encoder E and the text encoder T learn from
+scratch, without class labels, by image-text InfoNCE (an image and its caption) + image-image InfoNCE
+(two random crops/flips of the same image); T's prior head learns to predict E's representation.
+Stage 2 "gan" (train.gan_epochs): E and T are frozen; the generator G(z, T(caption), r) and the
+matching-aware projection discriminator D(image, T(caption)) train with hinge loss, DiffAugment,
+lazy R1, conditioning augmentation and an EMA copy of G. r is E(real image) or, with probability
+train.text_rep_prob, T's prior from the caption alone (what G receives at test time). Distillation:
+E(G(...)) should point the same way as r.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torchvision.utils import save_image
+
+from data_utils.augment import center_crop, random_crop_flip
+from data_utils.dataset import FlowerData, ImageSet
+from data_utils.text import Vocab
+
+from . import losses
+from .checkpoint import rng_state, save_checkpoint, set_rng_state
+from .diffaug import diff_augment
+from .networks import build_networks
+
+
+class NonFiniteLoss(RuntimeError):
+    """A loss became NaN/inf; the run stops and keeps its last good checkpoint."""
+
+
+class Trainer:
+    def __init__(self, cfg, data: FlowerData, run_dir: Path, device: torch.device, tracker=None,
+                 resume: dict | None = None, log=print):
+        self.cfg, self.data, self.run_dir, self.device, self.log = cfg, data, Path(run_dir), device, log
+        self.tracker = tracker
+        tc = cfg.train
+        torch.manual_seed(tc.seed)
+        np.random.seed(tc.seed)
+        self.nets = build_networks(cfg.model, len(data.vocab)).to(device)
+        self.g_ema = copy.deepcopy(self.nets.generator).eval().requires_grad_(False)
+        enc_params = [*self.nets.text_encoder.parameters(), *self.nets.encoder.parameters()]
+        self.opt_enc = torch.optim.AdamW(enc_params, lr=tc.lr_encoder, weight_decay=1e-4)
+        self.opt_g = torch.optim.Adam(self.nets.generator.parameters(), lr=tc.lr_g, betas=(0.0, 0.99))
+        self.opt_d = torch.optim.Adam(self.nets.discriminator.parameters(), lr=tc.lr_d, betas=(0.0, 0.99))
+        self.d_loss, self.g_loss = losses.D_LOSSES[tc.gan_loss], losses.G_LOSSES[tc.gan_loss]
+        self.images = data.train.images.to(device)
+        self.bs = min(tc.batch_size, len(data.train))
+        self.steps_per_epoch = max(1, len(data.train) // self.bs)
+        self.state = {"stage": "encoder", "stage_epoch": 0, "epoch": 0, "step": 0, "step_in_epoch": 0,
+                      "images_seen": 0, "best_metric": math.inf, "best_epoch": -1, "perm": None}
+        self.fixed = self._fixed_inputs()
+        self.stop_requested = False
+        self.stats_path = self.run_dir / "stats.jsonl"
+        if resume is not None:
+            self.load_state_dict(resume)
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict:
+        return {"config": self.cfg_dict(), "vocab": self.data.vocab.itos, "split": self.data.split_record(),
+                "networks": {name: m.state_dict() for name, m in self.nets.items()},
+                "g_ema": self.g_ema.state_dict(),
+                "optimizers": {"enc": self.opt_enc.state_dict(), "g": self.opt_g.state_dict(),
+                               "d": self.opt_d.state_dict()},
+                "state": dict(self.state), "rng": rng_state(),
+                "tracker_run_id": getattr(self.tracker, "run_id", "") or ""}
+
+    def load_state_dict(self, ckpt: dict) -> None:
+        if Vocab(ckpt["vocab"]).itos != self.data.vocab.itos:
+            raise ValueError("checkpoint vocabulary differs from the data's (different data config?)")
+        for name, m in self.nets.items():
+            m.load_state_dict(ckpt["networks"][name])
+        self.g_ema.load_state_dict(ckpt["g_ema"])
+        self.opt_enc.load_state_dict(ckpt["optimizers"]["enc"])
+        self.opt_g.load_state_dict(ckpt["optimizers"]["g"])
+        self.opt_d.load_state_dict(ckpt["optimizers"]["d"])
+        self.state.update(ckpt["state"])
+        set_rng_state(ckpt["rng"])
+
+    def cfg_dict(self) -> dict:
+        from .config import to_dict
+        return to_dict(self.cfg)
+
+    def save(self, name: str) -> Path:
+        path = self.run_dir / "checkpoints" / name
+        save_checkpoint(path, self.state_dict())
+        return path
+
+    # ------------------------------------------------------------------ steps
+    def _batch(self, idx: torch.Tensor, split: ImageSet | None = None):
+        split = split or self.data.train
+        tokens, lengths, _ = split.sample_captions(idx)
+        return tokens.to(self.device), lengths.to(self.device)
+
+    def encoder_step(self, idx: torch.Tensor) -> dict:
+        tc, text, enc = self.cfg.train, self.nets.text_encoder, self.nets.encoder
+        x = self.images[idx.to(self.device)]
+        views = torch.cat([random_crop_flip(x, self.cfg.data.image_size) for _ in range(2)])  # (2B, 3, S, S)
+        t = text(*self._batch(idx))
+        r1, r2 = enc(views).chunk(2)
+        l_it = losses.info_nce(r1, text.embed(t), tc.temperature)
+        l_ii = losses.info_nce(r1, r2, tc.temperature)
+        l_prior = losses.cosine_distance(text.predict_representation(t), r1.detach())
+        loss = l_it + tc.ssl_weight * l_ii + l_prior
+        self.opt_enc.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_enc.step()
+        return {"enc/image_text": l_it, "enc/image_image": l_ii, "enc/prior": l_prior}
+
+    @torch.no_grad()
+    def _condition(self, idx: torch.Tensor):
+        """Frozen encoders: real images (B, 3, S, S), text encodings (B, T) and source representations (B, D)."""
+        tc, text, enc = self.cfg.train, self.nets.text_encoder, self.nets.encoder
+        real = random_crop_flip(self.images[idx.to(self.device)], self.cfg.data.image_size)
+        t = text(*self._batch(idx))
+        r = enc(real)
+        use_text = (torch.rand(r.shape[0], 1, device=r.device) < tc.text_rep_prob)
+        r = torch.where(use_text, text.predict_representation(t), r)
+        return real, t, r
+
+    def gan_step(self, idx: torch.Tensor) -> dict:
+        tc, G, D, E = self.cfg.train, self.nets.generator, self.nets.discriminator, self.nets.encoder
+        real, t, r = self._condition(idx)
+        t_wrong = t.roll(1, dims=0)  # another image's caption
+        z = torch.randn(real.shape[0], self.cfg.model.noise_dim, device=self.device)
+        aug = lambda img: diff_augment(img, tc.diffaug) if tc.diffaug else img  # noqa: E731
+        # D step: one pass over [real | real with wrong text | fake]
+        with torch.no_grad():
+            fake = G(z, t, r)
+        logits = D(aug(torch.cat([real, real, fake])), torch.cat([t, t_wrong, t]))
+        d_real, d_wrong, d_fake = logits.chunk(3)
+        d_loss = self.d_loss(d_real, d_wrong, d_fake, tc.mismatch_weight)
+        out = {"gan/d_loss": d_loss, "gan/d_real": d_real.mean(), "gan/d_fake": d_fake.mean(),
+               "gan/d_wrong": d_wrong.mean()}
+        if tc.r1_gamma > 0 and self.state["step"] % tc.r1_every == 0:
+            real_r1 = real.detach().requires_grad_(True)
+            r1 = losses.r1_penalty(D(aug(real_r1), t), real_r1)
+            d_loss = d_loss + 0.5 * tc.r1_gamma * tc.r1_every * r1
+            out["gan/r1"] = r1
+        self.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.opt_d.step()
+        # G step
+        c, mu, logvar = G.condition(t)
+        fake = G.synthesize(z, c, r)
+        g_adv = self.g_loss(D(aug(fake), t))
+        kl = losses.kl_normal(mu, logvar)
+        distill = losses.cosine_distance(E(fake), r)
+        g_loss = g_adv + tc.kl_weight * kl + tc.distill_weight * distill
+        self.opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.opt_g.step()
+        self._update_ema()
+        out.update({"gan/g_adv": g_adv, "gan/kl": kl, "gan/distill": distill})
+        return out
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        decay = self.cfg.train.ema_decay
+        ema_p, p = list(self.g_ema.parameters()), list(self.nets.generator.parameters())
+        torch._foreach_lerp_(ema_p, p, 1.0 - decay)
+        for b_ema, b in zip(self.g_ema.buffers(), self.nets.generator.buffers()):
+            b_ema.copy_(b)
+
+    # ------------------------------------------------------------------ evaluation
+    def _fixed_inputs(self) -> dict:
+        """Fixed (noise, caption) pairs rendered at every snapshot: 4 val + 4 test-class captions x 8 noises."""
+        g = torch.Generator().manual_seed(1234)
+        rows = []
+        for split in (self.data.val, self.data.test):
+            pick = torch.randperm(len(split), generator=g)[:4]
+            for i in pick.tolist():
+                j = int(torch.nonzero(split.lengths[i] > 0)[0])
+                rows.append((split.tokens[i, j], split.lengths[i, j], split.captions[i][j]))
+        z = torch.randn(8, self.cfg.model.noise_dim, generator=g)
+        return {"tokens": torch.stack([r[0] for r in rows]), "lengths": torch.stack([r[1] for r in rows]),
+                "captions": [r[2] for r in rows], "z": z}
+
+    @torch.no_grad()
+    def sample_grid(self, path: Path) -> Path:
+        """Render the fixed inputs with the EMA generator (text-only path) to a PNG grid, one caption per row."""
+        from .generate import generate_from_tokens
+        f = self.fixed
+        imgs = generate_from_tokens(self.nets.text_encoder, self.g_ema, f["tokens"], f["lengths"], f["z"],
+                                    self.device)  # (C, K, 3, 64, 64)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_image(imgs.flatten(0, 1), path, nrow=imgs.shape[1], normalize=True, value_range=(-1, 1))
+        return path
+
+    @torch.no_grad()
+    def validate(self) -> dict:
+        """Label-free validation on held-out train-class images (selection metric: val/kid in stage 2)."""
+        from metrics.generation import kid
+        from .generate import generate_from_tokens
+        text, enc = self.nets.text_encoder, self.nets.encoder
+        modes = text.training, enc.training
+        text.eval(), enc.eval()
+        val = self.data.val
+        x = center_crop(val.images, self.cfg.data.image_size).to(self.device).float().div(127.5).sub(1)
+        slot = (val.lengths > 0).float().argmax(1)  # first valid caption of each image
+        ar = torch.arange(len(val))
+        tokens, lengths = val.tokens[ar, slot].to(self.device), val.lengths[ar, slot].to(self.device)
+        t = text(tokens, lengths)
+        r_real = enc(x)
+        out = {"val/image_text_loss": losses.info_nce(r_real, text.embed(t), self.cfg.train.temperature).item()}
+        if self.state["stage"] == "gan":
+            z = torch.randn(len(val), 1, self.cfg.model.noise_dim, generator=torch.Generator().manual_seed(7))
+            fake = generate_from_tokens(text, self.g_ema, tokens, lengths, z, self.device, per_caption_noise=True)
+            r_fake = enc(fake[:, 0])
+            subset = min(100, len(val) // 2)
+            out["val/kid"] = kid(r_real.cpu().numpy(), r_fake.cpu().numpy(), subset_size=max(subset, 2))[0]
+            out["val/distill"] = losses.cosine_distance(r_fake, text.predict_representation(t)).item()
+        text.train(modes[0]), enc.train(modes[1])
+        return out
+
+    # ------------------------------------------------------------------ loop
+    def _log(self, row: dict) -> None:
+        with open(self.stats_path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        if self.tracker is not None:
+            self.tracker.log(row, step=row["images_seen"])
+
+    def _check_finite(self, values: dict) -> None:
+        for k, v in values.items():
+            if not math.isfinite(float(v)):
+                raise NonFiniteLoss(f"non-finite {k} = {float(v)} at epoch {self.state['epoch']}, step "
+                                    f"{self.state['step']}; the last good checkpoint is kept in "
+                                    f"{self.run_dir / 'checkpoints'}")
+
+    def run_stage(self, stage: str, epochs: int) -> None:
+        st, tc = self.state, self.cfg.train
+        step_fn = self.encoder_step if stage == "encoder" else self.gan_step
+        frozen = stage == "gan"
+        self.nets.text_encoder.train(not frozen).requires_grad_(not frozen)
+        self.nets.encoder.train(not frozen).requires_grad_(not frozen)
+        while st["stage_epoch"] < epochs:
+            if st["perm"] is None:
+                st["perm"] = torch.randperm(len(self.data.train))
+            t0, stage_steps = time.time(), 0
+            while st["step_in_epoch"] < self.steps_per_epoch:
+                k = st["step_in_epoch"]
+                out = step_fn(st["perm"][k * self.bs:(k + 1) * self.bs])
+                st["step"] += 1
+                st["step_in_epoch"] += 1
+                st["images_seen"] += self.bs
+                stage_steps += 1
+                if st["step"] % tc.log_every == 0 or st["step_in_epoch"] == self.steps_per_epoch:
+                    vals = {k: float(v.detach()) for k, v in out.items()}
+                    self._check_finite(vals)
+                    self._log({"stage": stage, "epoch": st["epoch"], "step": st["step"],
+                               "images_seen": st["images_seen"], **vals})
+                if tc.max_steps and stage_steps >= tc.max_steps:
+                    st["step_in_epoch"] = self.steps_per_epoch
+                if self.stop_requested:
+                    return
+            st["stage_epoch"] += 1
+            st["epoch"] += 1
+            st["step_in_epoch"], st["perm"] = 0, None
+            row = {"stage": stage, "epoch": st["epoch"], "step": st["step"], "images_seen": st["images_seen"],
+                   "time/epoch_seconds": time.time() - t0}
+            last_of_stage = st["stage_epoch"] == epochs
+            if st["stage_epoch"] % tc.eval_every == 0 or last_of_stage:
+                row.update(self.validate())
+                if stage == "gan":
+                    grid = self.sample_grid(self.run_dir / "samples" / f"epoch_{st['epoch']:03d}.png")
+                    if self.tracker is not None:
+                        self.tracker.log_image("samples/fixed_grid", grid, self.fixed["captions"],
+                                               step=st["images_seen"])
+                    if row["val/kid"] < st["best_metric"]:
+                        st["best_metric"], st["best_epoch"] = row["val/kid"], st["epoch"]
+                        self.save("best.pt")
+                        row["val/best_kid"] = st["best_metric"]
+            self._log(row)
+            self.log(f"[{stage}] epoch {st['epoch']} ({st['stage_epoch']}/{epochs}) "
+                     + " ".join(f"{k}={v:.4g}" for k, v in row.items() if k.startswith(("val/", "time/"))))
+            self.save("last.pt")
+            if tc.max_steps and stage_steps >= tc.max_steps and last_of_stage is False:
+                continue
+
+    def fit(self) -> dict:
+        """Run (or resume) both stages; returns a summary. Stops early, resumable, if stop_requested."""
+        tc, st = self.cfg.train, self.state
+        t0 = time.time()
+        if st["stage"] == "encoder":
+            self.run_stage("encoder", tc.encoder_epochs)
+            if self.stop_requested:
+                return self._interrupted()
+            st.update(stage="gan", stage_epoch=0, step_in_epoch=0, perm=None)
+        if st["stage"] == "gan":
+            self.run_stage("gan", tc.gan_epochs)
+            if self.stop_requested:
+                return self._interrupted()
+            st["stage"] = "done"
+        if not (self.run_dir / "checkpoints" / "best.pt").exists():
+            self.save("best.pt")  # no GAN epoch ran: the only model is the last one
+        self.save("last.pt")
+        return {"status": "finished", "epochs": st["epoch"], "steps": st["step"],
+                "images_seen": st["images_seen"], "best_epoch": st["best_epoch"],
+                "best_val_kid": st["best_metric"] if math.isfinite(st["best_metric"]) else None,
+                "train_seconds": time.time() - t0}
+
+    def _interrupted(self) -> dict:
+        path = self.save("last.pt")
+        self.log(f"stop requested: saved resumable checkpoint {path}")
+        return {"status": "interrupted", "epochs": self.state["epoch"], "steps": self.state["step"],
+                "checkpoint": str(path)}
