@@ -59,3 +59,37 @@ class Vocab:
 
     def decode(self, ids: Iterable[int]) -> str:
         return " ".join(self.itos[i] for i in ids if i != PAD)
+
+
+def tfidf_matrix(captions_per_image: list[list[str]], vocab: Vocab) -> torch.Tensor:
+    """Bag-of-words TF-IDF of all (non-junk) captions of each image -> (N, len(vocab)) L2-normalised.
+
+    Word statistics of the training captions only, no labels: images whose descriptions share
+    distinctive words get a high cosine similarity.
+    """
+    n, v = len(captions_per_image), len(vocab)
+    tf = torch.zeros(n, v)
+    for i, caps in enumerate(captions_per_image):
+        for c in caps:
+            if not is_junk(c):
+                for w in tokenize(c):
+                    tf[i, vocab.stoi.get(w, UNK)] += 1
+    tf[:, :len(SPECIALS)] = 0  # <pad>/<unk> carry no meaning
+    df = (tf > 0).sum(0).float()
+    idf = torch.log((1 + n) / (1 + df)) + 1
+    x = tf * idf
+    return x / x.norm(dim=1, keepdim=True).clamp(min=1e-8)
+
+
+def caption_semantics(tfidf: torch.Tensor, dim: int, seed: int = 0) -> torch.Tensor:
+    """Latent semantic analysis of the caption TF-IDF (N, V) -> (N, dim) unit vectors.
+
+    A truncated SVD of the training captions' word statistics: a label-free description of what each
+    image looks like, used as a regression target for the source encoder in stage 1.
+    """
+    from sklearn.decomposition import TruncatedSVD
+    k = max(1, min(dim, tfidf.shape[0] - 1, tfidf.shape[1] - 1))
+    z = torch.from_numpy(TruncatedSVD(k, random_state=seed).fit_transform(tfidf.numpy())).float()
+    if k < dim:  # tiny data: pad with zeros to the representation size
+        z = torch.cat([z, torch.zeros(z.shape[0], dim - k)], 1)
+    return z / z.norm(dim=1, keepdim=True).clamp(min=1e-8)

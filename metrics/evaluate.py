@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from data_utils.augment import center_crop, to_float
 
@@ -73,12 +74,15 @@ def evaluate(nets, data, cfg, out_dir: Path, device="cpu", log=print) -> dict:
     labels = allset.labels.numpy()
     is_test = np.isin(labels, data.test_classes)
     feats = embed_images(enc, allset.images, size, device)
+    # one BLAS thread for sklearn: multithreaded L-BFGS is up to 50x slower when cores are shared
+    blas1 = threadpool_limits(1, user_api="blas")
     report = {"encoder": encoder_report(feats, labels, is_test, k=ec.knn_k)}
     log("encoder kNN: " + ", ".join(f"{g}={report['encoder'][g].get('knn_acc')}" for g in ("all", "train", "test")))
     real_nhwc = _nhwc(allset.images, size)
     report["baselines"] = {
         "color_histogram": encoder_report(color_histogram_features(real_nhwc), labels, is_test, k=ec.knn_k),
         "random_cnn": encoder_report(random_cnn_features(real_nhwc, seed=0), labels, is_test, k=ec.knn_k)}
+    blas1.restore_original_limits()
 
     # text-only generation for captions of test-class images
     test = data.test

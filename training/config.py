@@ -59,6 +59,9 @@ class TrainConfig:
     lr_g: float = 2e-4
     lr_d: float = 2e-4
     temperature: float = 0.1
+    affinity_alpha: float = 0.8  # share of each image's positive mass given to caption-similar images
+    affinity_temperature: float = 0.1  # sharpness of the caption TF-IDF affinity
+    semantic_weight: float = 2.0  # regress the representation onto the caption LSA of its image
     ssl_weight: float = 1.0  # weight of the image-image (augmentation) contrastive term
     gan_loss: str = "hinge"  # hinge | bce
     diffaug: str = "color,translation,cutout"  # DiffAugment policy; "" disables
@@ -71,7 +74,7 @@ class TrainConfig:
     ema_decay: float = 0.999
     eval_every: int = 10  # epochs between validation metrics / best-checkpoint checks
     log_every: int = 20  # steps between logged losses
-    max_steps: int = 0  # >0: stop each stage after this many steps (smoke tests)
+    max_steps: int = 0  # >0: cut every epoch to this many steps (smoke tests, benchmarks)
 
 
 @dataclass

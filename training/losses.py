@@ -16,6 +16,26 @@ def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tens
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
 
 
+def soft_info_nce(a: torch.Tensor, b: torch.Tensor, target: torch.Tensor, temperature: float) -> torch.Tensor:
+    """InfoNCE with soft targets: a, b (N, D) unit vectors, target (N, N) rows summing to 1 (symmetric).
+
+    Cross-entropy between target[i] and softmax_j(a_i . b_j / temperature), both directions. With
+    target = identity it equals `info_nce`.
+    """
+    logits = a @ b.t() / temperature
+    return -0.5 * ((target * F.log_softmax(logits, 1)).sum(1).mean()
+                   + (target.t() * F.log_softmax(logits.t(), 1)).sum(1).mean())
+
+
+def affinity_targets(sim: torch.Tensor, alpha: float, temperature: float) -> torch.Tensor:
+    """Soft positives from a similarity matrix sim (N, N) (e.g. caption TF-IDF cosine):
+    (1 - alpha) on the pair itself + alpha spread over the others by softmax(sim / temperature)."""
+    n = sim.shape[0]
+    eye = torch.eye(n, device=sim.device, dtype=torch.bool)
+    others = F.softmax((sim / temperature).masked_fill(eye, float("-inf")), dim=1) if n > 1 else torch.zeros_like(sim)
+    return (1 - alpha) * eye.to(sim.dtype) + alpha * others
+
+
 def cosine_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Mean of 1 - cos(a_i, b_i): a, b (N, D) -> scalar in [0, 2]. Used for distillation and the prior."""
     return (1 - F.cosine_similarity(a, b, dim=1)).mean()

@@ -24,7 +24,7 @@ from torchvision.utils import save_image
 
 from data_utils.augment import center_crop, random_crop_flip
 from data_utils.dataset import FlowerData, ImageSet
-from data_utils.text import Vocab
+from data_utils.text import Vocab, caption_semantics, tfidf_matrix
 
 from . import losses
 from .checkpoint import rng_state, save_checkpoint, set_rng_state
@@ -52,12 +52,15 @@ class Trainer:
         self.opt_d = torch.optim.Adam(self.nets.discriminator.parameters(), lr=tc.lr_d, betas=(0.0, 0.99))
         self.d_loss, self.g_loss = losses.D_LOSSES[tc.gan_loss], losses.G_LOSSES[tc.gan_loss]
         self.images = data.train.images.to(device)
+        tfidf = tfidf_matrix(data.train.captions, data.vocab)  # (N, V) word statistics of each image's captions
+        self.semantics = caption_semantics(tfidf, cfg.model.embed_dim, tc.seed).to(device)  # (N, D) LSA targets
         self.bs = min(tc.batch_size, len(data.train))
         self.steps_per_epoch = max(1, len(data.train) // self.bs)
         self.state = {"stage": "encoder", "stage_epoch": 0, "epoch": 0, "step": 0, "step_in_epoch": 0,
                       "images_seen": 0, "best_metric": math.inf, "best_epoch": -1, "perm": None}
         self.fixed = self._fixed_inputs()
         self.stop_requested = False
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.stats_path = self.run_dir / "stats.jsonl"
         if resume is not None:
             self.load_state_dict(resume)
@@ -89,6 +92,11 @@ class Trainer:
         return to_dict(self.cfg)
 
     def save(self, name: str) -> Path:
+        """Write checkpoints/<name> atomically; refuses to store non-finite weights."""
+        for net_name, m in [*self.nets.items(), ("g_ema", self.g_ema)]:
+            if not all(torch.isfinite(p).all() for p in m.parameters()):
+                raise NonFiniteLoss(f"non-finite weights in {net_name} at epoch {self.state['epoch']}, step "
+                                    f"{self.state['step']}; checkpoint {name} not written, earlier ones kept")
         path = self.run_dir / "checkpoints" / name
         save_checkpoint(path, self.state_dict())
         return path
@@ -105,14 +113,26 @@ class Trainer:
         views = torch.cat([random_crop_flip(x, self.cfg.data.image_size) for _ in range(2)])  # (2B, 3, S, S)
         t = text(*self._batch(idx))
         r1, r2 = enc(views).chunk(2)
-        l_it = losses.info_nce(r1, text.embed(t), tc.temperature)
-        l_ii = losses.info_nce(r1, r2, tc.temperature)
+        sem = self.semantics[idx.to(self.device)]
+        target = losses.affinity_targets(sem @ sem.t(), tc.affinity_alpha, tc.affinity_temperature)
+        l_it = losses.soft_info_nce(r1, text.embed(t), target, tc.temperature)
+        l_ii = losses.soft_info_nce(r1, r2, target, tc.temperature)
+        l_sem = 0.5 * (losses.cosine_distance(r1, sem) + losses.cosine_distance(r2, sem))
         l_prior = losses.cosine_distance(text.predict_representation(t), r1.detach())
-        loss = l_it + tc.ssl_weight * l_ii + l_prior
+        loss = l_it + tc.ssl_weight * l_ii + tc.semantic_weight * l_sem + l_prior
+        for group in self.opt_enc.param_groups:
+            group["lr"] = self._encoder_lr()
         self.opt_enc.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_enc.step()
-        return {"enc/image_text": l_it, "enc/image_image": l_ii, "enc/prior": l_prior}
+        return {"enc/image_text": l_it, "enc/image_image": l_ii, "enc/semantic": l_sem, "enc/prior": l_prior}
+
+    def _encoder_lr(self) -> float:
+        """Linear warm-up over the first epoch, then cosine decay to 0 over the encoder stage."""
+        total = max(1, self.cfg.train.encoder_epochs * self.steps_per_epoch)
+        step = self.state["stage_epoch"] * self.steps_per_epoch + self.state["step_in_epoch"]
+        warm = min(1.0, (step + 1) / self.steps_per_epoch)
+        return self.cfg.train.lr_encoder * warm * 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
 
     @torch.no_grad()
     def _condition(self, idx: torch.Tensor):
@@ -210,6 +230,8 @@ class Trainer:
         t = text(tokens, lengths)
         r_real = enc(x)
         out = {"val/image_text_loss": losses.info_nce(r_real, text.embed(t), self.cfg.train.temperature).item()}
+        if self.state["stage"] == "encoder" or self.state["stage_epoch"] == 0:
+            out.update(self.monitor_encoder())
         if self.state["stage"] == "gan":
             z = torch.randn(len(val), 1, self.cfg.model.noise_dim, generator=torch.Generator().manual_seed(7))
             fake = generate_from_tokens(text, self.g_ema, tokens, lengths, z, self.device, per_caption_noise=True)
@@ -218,6 +240,26 @@ class Trainer:
             out["val/kid"] = kid(r_real.cpu().numpy(), r_fake.cpu().numpy(), subset_size=max(subset, 2))[0]
             out["val/distill"] = losses.cosine_distance(r_fake, text.predict_representation(t)).item()
         text.train(modes[0]), enc.train(modes[1])
+        return out
+
+    @torch.no_grad()
+    def monitor_encoder(self) -> dict:
+        """kNN-10 accuracy of the representation on all 25 classes and on the 5 unseen ones.
+
+        Uses class labels for *monitoring only*: nothing is trained or selected on it.
+        """
+        from metrics.encoder import knn_accuracy
+        from metrics.evaluate import embed_images
+        allset = self.data.all_images()
+        feats = embed_images(self.nets.encoder, allset.images, self.cfg.data.image_size, self.device)
+        labels = allset.labels.numpy()
+        test = np.isin(labels, self.data.test_classes)
+        out = {}
+        for key, mask in (("monitor/knn_all", np.ones_like(test)), ("monitor/knn_test", test)):
+            try:
+                out[key] = knn_accuracy(feats[mask], labels[mask], k=self.cfg.eval.knn_k)
+            except ValueError:  # too few images per class (tiny runs)
+                pass
         return out
 
     # ------------------------------------------------------------------ loop
@@ -231,8 +273,8 @@ class Trainer:
         for k, v in values.items():
             if not math.isfinite(float(v)):
                 raise NonFiniteLoss(f"non-finite {k} = {float(v)} at epoch {self.state['epoch']}, step "
-                                    f"{self.state['step']}; the last good checkpoint is kept in "
-                                    f"{self.run_dir / 'checkpoints'}")
+                                    f"{self.state['step']}; stopping. Checkpoints written before this "
+                                    f"point are kept in {self.run_dir / 'checkpoints'}")
 
     def run_stage(self, stage: str, epochs: int) -> None:
         st, tc = self.state, self.cfg.train
@@ -251,13 +293,14 @@ class Trainer:
                 st["step_in_epoch"] += 1
                 st["images_seen"] += self.bs
                 stage_steps += 1
-                if st["step"] % tc.log_every == 0 or st["step_in_epoch"] == self.steps_per_epoch:
-                    vals = {k: float(v.detach()) for k, v in out.items()}
+                if tc.max_steps and stage_steps >= tc.max_steps:
+                    st["step_in_epoch"] = self.steps_per_epoch  # smoke runs: cut the epoch short
+                last_step = st["step_in_epoch"] == self.steps_per_epoch
+                if st["step"] % tc.log_every == 0 or last_step or self.stop_requested:
+                    vals = {k: float(v.detach()) for k, v in out.items()}  # the only host sync of a step
                     self._check_finite(vals)
                     self._log({"stage": stage, "epoch": st["epoch"], "step": st["step"],
                                "images_seen": st["images_seen"], **vals})
-                if tc.max_steps and stage_steps >= tc.max_steps:
-                    st["step_in_epoch"] = self.steps_per_epoch
                 if self.stop_requested:
                     return
             st["stage_epoch"] += 1
@@ -279,10 +322,8 @@ class Trainer:
                         row["val/best_kid"] = st["best_metric"]
             self._log(row)
             self.log(f"[{stage}] epoch {st['epoch']} ({st['stage_epoch']}/{epochs}) "
-                     + " ".join(f"{k}={v:.4g}" for k, v in row.items() if k.startswith(("val/", "time/"))))
+                     + " ".join(f"{k}={v:.4g}" for k, v in row.items() if k.startswith(("val/", "time/", "monitor/"))))
             self.save("last.pt")
-            if tc.max_steps and stage_steps >= tc.max_steps and last_of_stage is False:
-                continue
 
     def fit(self) -> dict:
         """Run (or resume) both stages; returns a summary. Stops early, resumable, if stop_requested."""

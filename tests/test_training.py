@@ -1,0 +1,447 @@
+"""Tiers 4-5: real training runs on the committed fixture (tiny networks, CPU, a few seconds each).
+
+End-to-end runs go through `run_experiment.py` in a subprocess (exit codes, signals, files on disk);
+trainer-level properties (determinism, exact resume, the NaN guard, validation) use `Trainer` in-process.
+BLAS/OpenMP pools are pinned to one thread: on a shared 2-core machine a second spinning BLAS thread
+slows the evaluation's logistic-regression probe by ~50x.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+from threadpoolctl import threadpool_limits
+
+from training.checkpoint import load_checkpoint
+from training.config import build_config, from_dict
+from training.trainer import NonFiniteLoss, Trainer
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = "experiments/tiny.yaml"
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+# ---------------------------------------------------------------- helpers
+def _env() -> dict:
+    env = {**os.environ, **ONE_THREAD, "WANDB_MODE": "disabled", "WANDB_SILENT": "true"}
+    env.pop("WANDB_DIR", None)
+    env.pop("WANDB_DATA_DIR", None)
+    return env
+
+
+def _common(mini_root: Path, mini_cache: Path, out_dir: Path) -> list[str]:
+    return [f"--data.cache={mini_cache}", f"--data.root={mini_root}", f"--run.out_dir={out_dir}",
+            "--wandb.mode=disabled", "--train.threads=1", "--train.device=cpu"]
+
+
+def run_cli(args: list[str], timeout: float = 120, module: str | None = None) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, *(["-m", module] if module else ["run_experiment.py"]), *args]
+    return subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=timeout)
+
+
+def read_stats(run_dir: Path) -> list[dict]:
+    lines = (run_dir / "stats.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def loss_rows(rows: list[dict]) -> list[dict]:
+    """Everything but wall-clock times."""
+    return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
+
+
+def step_numbers(rows: list[dict]) -> list[int]:
+    """`step` of the per-step rows (the ones carrying losses), in file order."""
+    return [r["step"] for r in rows if any(k.startswith(("enc/", "gan/")) for k in r)]
+
+
+def all_finite(ckpt: dict) -> bool:
+    sds = [*ckpt["networks"].values(), ckpt["g_ema"]]
+    return all(torch.isfinite(v).all() for sd in sds for v in sd.values() if v.is_floating_point())
+
+
+@pytest.fixture
+def one_thread():
+    """In-process runs: one torch thread and one BLAS thread, restored afterwards."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(n)
+
+
+def tiny_cfg(mini_cache: Path, **overrides):
+    o = {"data.cache": str(mini_cache), "wandb.mode": "disabled", "train.device": "cpu", "train.threads": 1}
+    o.update(overrides)
+    return build_config(str(REPO / TINY), o)
+
+
+def make_trainer(cfg, run_dir: Path, log=lambda *a, **k: None, resume=None) -> Trainer:
+    from data_utils.dataset import load_data
+    from data_utils.text import Vocab
+    run_dir.mkdir(parents=True, exist_ok=True)
+    data = load_data(cfg.data, vocab=Vocab(resume["vocab"]) if resume else None)
+    return Trainer(cfg, data, run_dir, torch.device("cpu"), resume=resume, log=log)
+
+
+# ---------------------------------------------------------------- end to end: the tiny experiment
+@pytest.fixture(scope="module")
+def smoke_run(mini_root, mini_cache, tmp_path_factory):
+    """`run_experiment.py --config experiments/tiny.yaml` as is (1 encoder + 2 GAN epochs)."""
+    out = tmp_path_factory.mktemp("runs")
+    t0 = time.time()
+    proc = run_cli(["--config", TINY, *_common(mini_root, mini_cache, out), "--run.name=smoke"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_dir = out / "smoke"
+    assert proc.stdout.strip().splitlines()[-1] == str(run_dir)  # the last line names the run directory
+    return run_dir, time.time() - t0
+
+
+def test_smoke_run_directory(smoke_run):
+    run_dir, _ = smoke_run
+    for rel in ("config.yaml", "split.json", "meta.json", "stats.jsonl", "summary.json",
+                "checkpoints/best.pt", "checkpoints/last.pt", "eval/metrics.json", "eval/embeddings.npz",
+                "eval/samples.npz"):
+        assert (run_dir / rel).is_file(), rel
+    cfg = from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))  # the resolved config round-trips
+    assert (cfg.model.enc_width, cfg.train.gan_epochs, cfg.train.threads, cfg.wandb.mode) == (12, 2, 1, "disabled")
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert meta["device"] == "cpu" and meta["threads"] == 1 and meta["torch"] == torch.__version__
+    split = json.loads((run_dir / "split.json").read_text())
+    assert len(split["train_classes"]) == 20 and len(split["test_classes"]) == 5
+    assert not set(split["train_classes"]) & set(split["test_classes"])
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "finished"
+    assert summary["epochs"] == cfg.train.encoder_epochs + cfg.train.gan_epochs == 3
+    steps_per_epoch = split["n_train"] // cfg.train.batch_size
+    assert summary["steps"] == 3 * steps_per_epoch
+    assert summary["images_seen"] == summary["steps"] * cfg.train.batch_size
+    assert Path(summary["best_checkpoint"]) == run_dir / "checkpoints" / "best.pt"
+    assert summary["best_epoch"] in (2, 3) and math.isfinite(summary["best_val_kid"])
+
+    rows = read_stats(run_dir)
+    assert rows and all("images_seen" in r and "stage" in r and "epoch" in r for r in rows)
+    assert {r["stage"] for r in rows} == {"encoder", "gan"}
+    assert step_numbers(rows) == list(range(1, summary["steps"] + 1))  # log_every=1: every step logged once
+    seen = [r["images_seen"] for r in rows]
+    assert seen == sorted(seen) and seen[-1] == summary["images_seen"]
+    gan_epoch_rows = [r for r in rows if r["stage"] == "gan" and "val/kid" in r]
+    assert [r["epoch"] for r in gan_epoch_rows] == [2, 3]
+    assert all(math.isfinite(r["val/image_text_loss"]) for r in gan_epoch_rows)
+
+    pngs = sorted((run_dir / "samples").glob("*.png"))
+    assert [p.name for p in pngs] == ["epoch_002.png", "epoch_003.png"]
+    with Image.open(pngs[-1]) as im:
+        assert im.size == (8 * 64 + 9 * 2, 8 * 64 + 9 * 2)  # 8 fixed captions x 8 noises, 2 px padding
+
+    last, best = load_checkpoint(run_dir / "checkpoints" / "last.pt"), load_checkpoint(run_dir / "checkpoints" / "best.pt")
+    assert last["state"]["stage"] == "done" and last["state"]["epoch"] == 3
+    assert best["state"]["epoch"] == summary["best_epoch"]
+    assert all_finite(last) and all_finite(best)
+
+
+def test_smoke_eval_files(smoke_run):
+    run_dir, _ = smoke_run
+    split = json.loads((run_dir / "split.json").read_text())
+    cfg = from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
+    metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
+    params = metrics["params"]
+    assert set(params) == {"text_encoder", "encoder", "generator", "discriminator"}
+    assert params["generator"] == pytest.approx(0.5 * params["encoder"], rel=0.01)
+    assert [r["network"] for r in metrics["param_table"]] == list(params)
+    assert metrics["split"] == split
+    assert metrics["generation"]["n_generated"] == 5 * cfg.eval.captions_per_test_class * cfg.eval.samples_per_caption
+
+    with np.load(run_dir / "eval" / "embeddings.npz") as z:
+        feats, labels, is_test, names = z["features"], z["labels"], z["is_test_class"], z["image_names"]
+    n = split["n_train"] + split["n_val"] + split["n_test"]
+    assert feats.shape == (n, cfg.model.embed_dim) and feats.dtype == np.float32 and np.isfinite(feats).all()
+    assert np.allclose(np.linalg.norm(feats, axis=1), 1, atol=1e-4)  # the encoder's unit-norm representation
+    assert labels.shape == (n,) and labels.min() >= 1 and labels.max() <= 102
+    assert set(labels.tolist()) == set(split["train_classes"]) | set(split["test_classes"])
+    assert is_test.dtype == bool and set(is_test.tolist()) == {True, False}
+    assert is_test.sum() == split["n_test"]
+    assert np.array_equal(is_test, np.isin(labels, split["test_classes"]))
+    assert names.shape == (n,) and len(set(names.tolist())) == n
+    assert all(str(s).startswith("image_") for s in names)
+
+    with np.load(run_dir / "eval" / "samples.npz") as z:
+        images, s_labels, captions = z["images"], z["labels"], z["captions"]
+    per_class = cfg.eval.captions_per_test_class * cfg.eval.samples_per_caption  # 3 x 2; each test class has 3 images
+    m = per_class * len(split["test_classes"])
+    assert images.shape == (m, 64, 64, 3) and images.dtype == np.uint8
+    assert images.std() > 0
+    assert s_labels.shape == (m,) and set(s_labels.tolist()) <= set(split["test_classes"])
+    assert {c: int((s_labels == c).sum()) for c in split["test_classes"]} == {c: per_class for c in split["test_classes"]}
+    assert captions.shape == (m,) and all(isinstance(c, str) and len(c.split()) >= 2 for c in captions.tolist())
+    # samples_per_caption consecutive samples share one caption
+    k = cfg.eval.samples_per_caption
+    assert all(len(set(captions[i:i + k].tolist())) == 1 for i in range(0, m, k))
+
+
+def test_dry_run_prints_yaml_and_creates_nothing(tmp_path):
+    out = tmp_path / "runs"
+    proc = run_cli(["--config", TINY, "--dry-run", f"--run.out_dir={out}", "--train.gan_epochs=7"], timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    cfg = yaml.safe_load(proc.stdout)
+    assert cfg["model"]["enc_width"] == 12 and cfg["train"]["gan_epochs"] == 7
+    assert cfg["run"]["out_dir"] == str(out)
+    assert set(cfg) == {"data", "model", "train", "eval", "wandb", "run"}
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("arg, key", [("--train.nope=1", "train.nope"), ("--data.seed=abc", "data.seed"),
+                                      ("--nope.x=1", "nope.x")])
+def test_bad_override_exits_2_naming_the_key(arg, key, tmp_path):
+    proc = run_cli(["--config", TINY, arg, f"--run.out_dir={tmp_path / 'runs'}"], timeout=60)
+    assert proc.returncode == 2
+    assert f"'{key}'" in proc.stderr and "config error" in proc.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+# ---------------------------------------------------------------- the checkpoint rebuilds the models
+def test_load_models_and_generate_captions(smoke_run, one_thread):
+    from training.generate import generate_captions, load_models
+    run_dir, _ = smoke_run
+    best = run_dir / "checkpoints" / "best.pt"
+    nets, vocab, cfg, ckpt = load_models(best)
+    assert cfg.model.enc_width == 12 and len(vocab) == ckpt["split"]["vocab_size"]
+    for name, m in nets.items():
+        assert not m.training, name
+    g_sd = nets.generator.state_dict()
+    assert all(torch.equal(g_sd[k], v) for k, v in ckpt["g_ema"].items())  # samples come from the EMA weights
+    caps = ["this flower has large pink petals with a yellow center", "a purple flower with long thin petals"]
+    imgs = generate_captions(best, caps, n=3, seed=5)
+    assert imgs.shape == (2, 3, 3, 64, 64)
+    assert imgs.min() >= -1 and imgs.max() <= 1 and torch.isfinite(imgs).all()
+    assert torch.equal(imgs, generate_captions(best, caps, n=3, seed=5))  # seeded: reproducible
+    assert not torch.equal(imgs, generate_captions(best, caps, n=3, seed=6))
+    assert not torch.allclose(imgs[0], imgs[1])  # the caption changes the images
+    with pytest.raises(ValueError, match="fewer than 2 words"):
+        generate_captions(best, ["rose", caps[0]], n=1)
+
+
+def test_generate_cli_writes_png(smoke_run, tmp_path):
+    run_dir, _ = smoke_run
+    out = tmp_path / "grid.png"
+    proc = run_cli(["--checkpoint", str(run_dir), "--caption", "pink petals with a yellow center",
+                    "--caption", "white flower with many small petals", "-n", "3", "--out", str(out)],
+                   module="training.generate", timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.splitlines()[-1] == str(out)
+    with Image.open(out) as im:
+        assert im.size == (3 * 64 + 4 * 2, 2 * 64 + 3 * 2)  # 3 columns (noises) x 2 rows (captions)
+
+
+def test_generate_cli_one_word_caption_exits_2(smoke_run, tmp_path, capsys, one_thread):
+    from training.generate import main
+    run_dir, _ = smoke_run
+    out = tmp_path / "x.png"
+    assert main(["--checkpoint", str(run_dir), "--caption", "tulip", "-n", "2", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "fewer than 2 words" in err and "tulip" in err
+    assert not out.exists()
+
+
+# ---------------------------------------------------------------- SIGTERM, then resume
+def test_sigterm_saves_resumable_checkpoint_and_resume_finishes(mini_root, mini_cache, tmp_path):
+    out = tmp_path / "runs"
+    run_dir = out / "term"
+    log = tmp_path / "term.log"
+    cmd = [sys.executable, "run_experiment.py", "--config", TINY, *_common(mini_root, mini_cache, out),
+           "--run.name=term", "--train.gan_epochs=20", "--train.eval_every=100"]
+    with open(log, "w") as f:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=f, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.time() + 90
+            while time.time() < deadline and proc.poll() is None:
+                if (run_dir / "checkpoints" / "last.pt").is_file() and (run_dir / "stats.jsonl").is_file() \
+                        and any(r["stage"] == "gan" for r in read_stats(run_dir)):
+                    break
+                time.sleep(0.02)
+            assert proc.poll() is None, "the run ended before it could be interrupted:\n" + log.read_text()[-3000:]
+            proc.send_signal(signal.SIGTERM)
+            rc = proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert rc == 0, log.read_text()[-3000:]
+    assert "received signal" in log.read_text()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    assert not (run_dir / "eval").exists()  # no evaluation of an unfinished run
+    ckpt = load_checkpoint(run_dir)  # a run directory resolves to checkpoints/last.pt
+    st = ckpt["state"]
+    assert st["stage"] == "gan" and 1 <= st["epoch"] < 21
+    assert st["epoch"] == 1 + st["stage_epoch"] and summary["epochs"] == st["epoch"]
+    assert st["step"] == summary["steps"] == max(step_numbers(read_stats(run_dir)))
+    assert all_finite(ckpt)
+
+    t0 = time.time()
+    proc = run_cli([f"--run.resume={run_dir}"], timeout=240)
+    resume_seconds = time.time() - t0
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "finished"
+    assert summary["epochs"] == 1 + 20  # encoder_epochs + gan_epochs, read back from the checkpoint's config
+    split = json.loads((run_dir / "split.json").read_text())
+    assert summary["steps"] == 21 * (split["n_train"] // 16)
+    rows = read_stats(run_dir)
+    assert step_numbers(rows) == list(range(1, summary["steps"] + 1))  # no step lost, none repeated
+    assert (run_dir / "eval" / "metrics.json").is_file()
+    last = load_checkpoint(run_dir)
+    assert last["state"]["stage"] == "done" and last["state"]["epoch"] == 21
+    assert resume_seconds < 200
+
+
+# ---------------------------------------------------------------- determinism and exact resume (in-process)
+@pytest.fixture(scope="module")
+def reference_run(mini_cache, tmp_path_factory):
+    """The tiny experiment trained in-process once: (config, run_dir, summary)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(1):
+            cfg = tiny_cfg(mini_cache)
+            run_dir = tmp_path_factory.mktemp("reference") / "run"
+            summary = make_trainer(cfg, run_dir).fit()
+    finally:
+        torch.set_num_threads(n)
+    return cfg, run_dir, summary
+
+
+def test_same_seed_same_losses(reference_run, mini_cache, tmp_path, one_thread):
+    cfg, ref_dir, ref_summary = reference_run
+    assert ref_summary["status"] == "finished" and ref_summary["epochs"] == 3
+    again = make_trainer(tiny_cfg(mini_cache), tmp_path / "again")
+    assert again.fit()["steps"] == ref_summary["steps"]
+    ref = loss_rows(read_stats(ref_dir))
+    assert loss_rows(read_stats(tmp_path / "again")) == ref  # bit-identical on CPU
+    a, b = load_checkpoint(ref_dir), load_checkpoint(tmp_path / "again")
+    assert all(torch.equal(v, b["g_ema"][k]) for k, v in a["g_ema"].items())
+    # and the seed matters (so the equality above is not vacuous)
+    other = make_trainer(tiny_cfg(mini_cache, **{"train.seed": 1, "train.max_steps": 1}), tmp_path / "other")
+    other.fit()
+    first = lambda rows: next(r for r in rows if "enc/image_text" in r)  # noqa: E731
+    assert first(read_stats(tmp_path / "other"))["enc/image_text"] != first(ref)["enc/image_text"]
+
+
+def test_max_steps_caps_the_steps(mini_cache, tmp_path, one_thread):
+    cfg = tiny_cfg(mini_cache, **{"train.max_steps": 1})
+    summary = make_trainer(cfg, tmp_path / "capped").fit()
+    full_steps_per_epoch = 2  # 40 training images // batch 16
+    assert summary["status"] == "finished" and summary["epochs"] == 3
+    assert 2 <= summary["steps"] < 3 * full_steps_per_epoch  # at least one step per stage, fewer than uncapped
+    assert step_numbers(read_stats(tmp_path / "capped")) == list(range(1, summary["steps"] + 1))
+
+
+def test_interrupted_then_resumed_matches_uninterrupted(reference_run, mini_cache, tmp_path, one_thread):
+    """Stop requested after the first GAN epoch (the trainer then stops one step into the next epoch, mid-epoch),
+    resume from last.pt: the losses of every step and the final weights equal the uninterrupted run's."""
+    cfg, ref_dir, ref_summary = reference_run
+    run_dir = tmp_path / "split"
+    box = {}
+
+    def log(msg, *a, **k):
+        if msg.startswith("[gan] epoch 2 "):
+            box["trainer"].stop_requested = True
+
+    box["trainer"] = make_trainer(tiny_cfg(mini_cache), run_dir, log=log)
+    s = box["trainer"].fit()
+    assert s["status"] == "interrupted"
+    ckpt = load_checkpoint(run_dir)
+    st = ckpt["state"]
+    assert (st["stage"], st["epoch"], st["stage_epoch"], st["step_in_epoch"]) == ("gan", 2, 1, 1)
+    assert st["perm"] is not None  # the epoch's order is saved for a mid-epoch resume
+
+    resumed = make_trainer(tiny_cfg(mini_cache), run_dir, resume=ckpt)
+    assert resumed.state["step"] == st["step"]
+    s2 = resumed.fit()
+    assert (s2["status"], s2["epochs"], s2["steps"]) == ("finished", ref_summary["epochs"], ref_summary["steps"])
+    assert loss_rows(read_stats(run_dir)) == loss_rows(read_stats(ref_dir))
+    a, b = load_checkpoint(ref_dir), load_checkpoint(run_dir)
+    for name in a["networks"]:
+        assert all(torch.equal(v, b["networks"][name][k]) for k, v in a["networks"][name].items()), name
+
+
+# ---------------------------------------------------------------- NaN guard
+def _poison_generator(trainer: Trainer) -> None:
+    with torch.no_grad():
+        trainer.nets.generator.to_rgb.weight.fill_(float("nan"))
+
+
+def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(mini_cache, tmp_path, one_thread):
+    cfg = tiny_cfg(mini_cache)
+    run_dir = tmp_path / "nan"
+    trainer = make_trainer(cfg, run_dir)
+    trainer.run_stage("encoder", cfg.train.encoder_epochs)  # one good stage: checkpoints/last.pt
+    last = run_dir / "checkpoints" / "last.pt"
+    good_bytes = last.read_bytes()
+    _poison_generator(trainer)
+    with pytest.raises(NonFiniteLoss, match=r"non-finite gan/\w+ = nan") as err:
+        trainer.fit()
+    assert "Checkpoints written before this point are kept" in str(err.value)
+    assert last.read_bytes() == good_bytes  # nothing written after the NaN
+    assert not (run_dir / "checkpoints" / "best.pt").exists()
+    ckpt = load_checkpoint(last)
+    assert all_finite(ckpt) and (ckpt["state"]["stage"], ckpt["state"]["epoch"]) == ("encoder", 1)
+
+
+def test_nan_guard_with_max_steps_and_sparse_logging(mini_cache, tmp_path, one_thread):
+    cfg = tiny_cfg(mini_cache, **{"train.max_steps": 1, "train.log_every": 100, "train.eval_every": 100})
+    run_dir = tmp_path / "nan_capped"
+    trainer = make_trainer(cfg, run_dir)
+    trainer.run_stage("encoder", cfg.train.encoder_epochs)
+    _poison_generator(trainer)
+    try:
+        with pytest.raises(NonFiniteLoss):
+            trainer.fit()
+    finally:
+        assert all_finite(load_checkpoint(run_dir / "checkpoints" / "last.pt"))
+
+
+def test_run_reports_failed_status_on_nan(mini_root, mini_cache, tmp_path, monkeypatch, one_thread):
+    """An absurd encoder learning rate overflows the weights at step 1: the run ends with status failed, exit 1."""
+    import run_experiment
+    for var in ("WANDB_DIR", "WANDB_DATA_DIR", "WANDB_SILENT"):  # the tracker sets these; keep them per-test
+        monkeypatch.setenv(var, str(tmp_path / "wandb") if var != "WANDB_SILENT" else "true")
+    out = tmp_path / "runs"
+    rc = run_experiment.main(["--config", str(REPO / TINY), *_common(mini_root, mini_cache, out),
+                              "--run.name=bad", "--train.lr_encoder=1e30"])
+    assert rc == 1
+    summary = json.loads((out / "bad" / "summary.json").read_text())
+    assert summary["status"] == "failed"
+    assert summary["error"].startswith("non-finite enc/") and "= nan" in summary["error"]
+    assert not (out / "bad" / "eval").exists()
+
+
+# ---------------------------------------------------------------- validation
+def test_validate_metrics_per_stage(mini_cache, tmp_path, one_thread):
+    cfg = tiny_cfg(mini_cache)
+    trainer = make_trainer(cfg, tmp_path / "val")
+    enc_val = trainer.validate()
+    assert set(enc_val) == {"val/image_text_loss"}  # stage 1: no generator metrics yet
+    assert math.isfinite(enc_val["val/image_text_loss"]) and enc_val["val/image_text_loss"] > 0
+    trainer.run_stage("encoder", cfg.train.encoder_epochs)
+    trainer.state.update(stage="gan", stage_epoch=0)
+    trainer.nets.text_encoder.train(), trainer.nets.encoder.eval()
+    out = trainer.validate()
+    assert {"val/kid", "val/image_text_loss", "val/distill"} <= set(out)
+    assert all(isinstance(v, float) and math.isfinite(v) for v in out.values())
+    assert 0 <= out["val/distill"] <= 2  # a cosine distance
+    assert out["val/image_text_loss"] != enc_val["val/image_text_loss"]  # stage 1 trained the encoders
+    assert trainer.nets.text_encoder.training and not trainer.nets.encoder.training  # modes restored
+    again = trainer.validate()
+    assert again == out  # fixed noise and seeded KID subsets: validation is repeatable
