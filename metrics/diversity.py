@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from typing import Optional
 
+import numpy as np
+
 import torch
 from torchmetrics.functional.image import multiscale_structural_similarity_index_measure as _ms_ssim
 
-__all__ = ["ms_ssim_diversity", "MS_SSIM_BETAS_3"]
+__all__ = ["ms_ssim_diversity", "MS_SSIM_BETAS_3", "random_pairs"]
 
 # The first three of Wang et al.'s five MS-SSIM exponents, renormalised to sum to 1. torchmetrics'
 # default five scales reject 64x64 inputs; with three scales (64, 32, 16 px) an 11x11 kernel fits.
@@ -30,6 +32,8 @@ def ms_ssim_diversity(images: torch.Tensor, value_range: Optional[tuple[float, f
     if x.ndim != 5:
         raise ValueError(f"images must be (G, S, C, H, W), got shape {tuple(x.shape)}")
     g, s = x.shape[:2]
+    if g == 0:
+        raise ValueError("need >= 1 caption group, got G=0")
     if s < 2:
         raise ValueError(f"need >= 2 samples per caption for pairwise MS-SSIM, got S={s}")
     x = x.float()
@@ -48,3 +52,20 @@ def ms_ssim_diversity(images: torch.Tensor, value_range: Optional[tuple[float, f
                                    sigma=sigma, betas=tuple(float(v) for v in betas),
                                    data_range=1.0, reduction="none"))
     return float(torch.cat(scores).mean())
+
+
+def random_pairs(labels, n_pairs: int, same_class: bool, seed: int = 0) -> np.ndarray:
+    """(P, 2) int64 index pairs of distinct items, seeded; with ``same_class`` both share a label.
+
+    labels: (N,). Pairs are drawn with replacement across draws (a pair may repeat); P = n_pairs,
+    or 0 rows when no valid pair exists (fewer than 2 items / no class with 2 items).
+    """
+    y = np.asarray(labels).reshape(-1)
+    rng = np.random.default_rng(seed)
+    groups = [np.flatnonzero(y == c) for c in np.unique(y)] if same_class else [np.arange(len(y))]
+    groups = [g for g in groups if len(g) >= 2]
+    if not groups:
+        return np.zeros((0, 2), np.int64)
+    sizes = np.array([len(g) for g in groups], float)
+    which = rng.choice(len(groups), size=n_pairs, p=sizes / sizes.sum())
+    return np.array([rng.choice(groups[w], size=2, replace=False) for w in which], np.int64).reshape(-1, 2)

@@ -1,28 +1,35 @@
 """End-of-run evaluation: the same code runs at the end of training and on any saved checkpoint.
 
-    python -m metrics.evaluate --run runs/<id>            # or --checkpoint PATH
+    python -m metrics.evaluate --run runs/<id>            # or --checkpoint PATH [--cache data/flowers.h5]
 
-Writes runs/<id>/eval/{metrics.json, embeddings.npz, samples.npz} and prints a table.
+Writes runs/<id>/eval/{metrics.json, embeddings.npz, samples.npz, evaluator.pt} and prints a table
+(metric | value | baseline/floor | what good looks like). Exit code 2, with the file named, for a
+missing/corrupt/foreign checkpoint or missing evaluation data. See metrics/report.py for every key.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import time
 import warnings
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from data_utils.augment import center_crop, to_float
+from data_utils.augment import center_crop, to_float, to_uint8
 
 from .alignment import class_consistency, r_precision
 from .baselines import color_histogram_features, random_cnn_features
-from .diversity import ms_ssim_diversity
+from .diversity import ms_ssim_diversity, random_pairs
 from .encoder import encoder_report
-from .generation import fid, kid, real_floor
+from .evaluator import EvaluatorSpec, load_or_train
+from .generation import disjoint_halves, fid, kid, real_floor
+
+DIVERSITY_NOISES, DIVERSITY_CAPTIONS_PER_CLASS, REAL_PAIRS = 4, 2, 200
 
 
 @torch.no_grad()
@@ -31,7 +38,7 @@ def embed_images(encoder, images: torch.Tensor, size: int, device, batch_size: i
     encoder.eval()
     out = [encoder(to_float(center_crop(images[i:i + batch_size], size).to(device))).float().cpu()
            for i in range(0, len(images), batch_size)]
-    return torch.cat(out).numpy()
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
 
 
 def _nhwc(images: torch.Tensor, size: int) -> np.ndarray:
@@ -51,108 +58,199 @@ def _unavailable(fn, *args, **kwargs):
 def test_captions(test_set, per_class: int, seed: int = 0) -> tuple[list[int], list[int]]:
     """(image index, caption slot) pairs: `per_class` distinct images of each test class, one valid caption each."""
     g = torch.Generator().manual_seed(seed)
-    picks = []
+    idx = []
     for cls in sorted(set(test_set.labels.tolist())):
-        idx = torch.nonzero(test_set.labels == cls).squeeze(1)
-        idx = idx[torch.randperm(len(idx), generator=g)][:per_class]
-        for i in idx.tolist():
-            valid = torch.nonzero(test_set.lengths[i] > 0).squeeze(1)
-            picks.append((i, int(valid[torch.randint(len(valid), (1,), generator=g)])))
+        members = torch.nonzero(test_set.labels == cls).squeeze(1)
+        idx += members[torch.randperm(len(members), generator=g)][:per_class].tolist()
+    return one_caption_each(test_set, idx, g)
+
+
+def one_caption_each(image_set, idx, g: torch.Generator) -> tuple[list[int], list[int]]:
+    """For images `idx` of an ImageSet: (image index, caption slot) of one random valid caption each
+    (images without a valid caption are skipped)."""
+    picks = []
+    for i in idx:
+        valid = torch.nonzero(image_set.lengths[i] > 0).squeeze(1)
+        if len(valid):
+            picks.append((int(i), int(valid[torch.randint(len(valid), (1,), generator=g)])))
     return [p[0] for p in picks], [p[1] for p in picks]
 
 
-@torch.no_grad()
-def evaluate(nets, data, cfg, out_dir: Path, device="cpu", log=print) -> dict:
-    """Compute every metric for `nets` (generator = EMA weights) on `data`; write eval files to out_dir."""
+def _generate(nets, tokens, lengths, k: int, noise_dim: int, seed: int, device, batch: int = 128) -> torch.Tensor:
+    """tokens (C, L), lengths (C,) -> uint8 (C * K, 3, 64, 64) on CPU, K samples per caption (seeded noise)."""
     from training.generate import generate_from_tokens
+    z = torch.randn(len(tokens), k, noise_dim, generator=torch.Generator().manual_seed(seed))
+    out = [generate_from_tokens(nets.text_encoder, nets.generator, tokens[i:i + batch], lengths[i:i + batch],
+                                z[i:i + batch], device, per_caption_noise=True).flatten(0, 1).cpu()
+           for i in range(0, len(tokens), batch)]
+    return to_uint8(torch.cat(out)) if out else torch.zeros((0, 3, 64, 64), dtype=torch.uint8)
+
+
+def fid_kid_vs_floor(real: np.ndarray, half_a: np.ndarray, fake: np.ndarray, seed: int = 0) -> tuple[dict, dict]:
+    """FID and KID of fakes (M, D) against real[half_a], each with the real-vs-real floor beside it.
+
+    real: (N, D) all real images; half_a: indices from ``disjoint_halves(N, seed)``; the fakes should
+    come from the captions of the other half, so value and floor share sample sizes and class mix.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            s = min(100, len(half_a), len(fake))
+            floor = real_floor(real, seed=seed, kid_subset_size=s)
+            f, (k, k_std) = fid(real[half_a], fake), kid(real[half_a], fake, subset_size=s, seed=seed)
+    except ValueError as e:
+        return {"unavailable": str(e)}, {"unavailable": str(e)}
+    n = {"n_real": int(len(half_a)), "n_fake": int(len(fake))}
+    return ({"value": f, "floor": floor["fid"], **n},
+            {"value": k, "std": k_std, "floor": floor["kid_mean"], "floor_std": floor["kid_std"],
+             "subset_size": s, **n})
+
+
+def _entry(fn, *args, **extra) -> dict:
+    """{"value": fn(*args), **extra}, or {"unavailable": reason}."""
+    v = _unavailable(fn, *args)
+    return v if isinstance(v, dict) else {"value": v, **extra}
+
+
+@torch.no_grad()
+def generation_report(nets, data, cfg, feats, labels, is_test, ev, device, log=print) -> tuple[dict, torch.Tensor, tuple]:
+    """Generation metrics from text alone (see metrics/report.py). Returns (report, samples uint8
+    (M, 3, 64, 64), (sample labels, sample captions)) for samples.npz."""
+    ec, zd, k = cfg.eval, cfg.model.noise_dim, cfg.eval.knn_k
+    test, text = data.test, nets.text_encoder
+    y_test, f_test = labels[is_test], feats[is_test]
+    e_test = ev.features(test.images) if ev else None
+    evf = (lambda imgs: ev.features(imgs)) if ev else None
+    no_ev = {"unavailable": "no evaluation network (see report['evaluator'])"}
+
+    # 1) samples.npz: captions_per_test_class captions x samples_per_caption of each test class
+    img_idx, slots = test_captions(test, ec.captions_per_test_class)
+    fake = _generate(nets, test.tokens[img_idx, slots], test.lengths[img_idx, slots], ec.samples_per_caption,
+                     zd, seed=0, device=device)
+    s_labels = np.repeat(test.labels[img_idx].numpy(), ec.samples_per_caption)
+    s_caps = np.repeat(np.array([test.captions[i][s] for i, s in zip(img_idx, slots)], dtype=object),
+                       ec.samples_per_caption).astype(str)
+    r = {"n_generated": len(fake),
+         "class_consistency_encoder_knn": _unavailable(
+             class_consistency, embed_images(nets.encoder, fake, 64, device), s_labels, f_test, y_test, k=k),
+         "class_consistency_evaluator_knn": _unavailable(
+             class_consistency, evf(fake), s_labels, e_test, y_test, k=k) if ev else no_ev}
+
+    # 2) one fake per caption of real half B, scored against real half A (same footing as the floor)
+    half_a, half_b = disjoint_halves(len(test), seed=0)
+    b_idx, b_slots = one_caption_each(test, half_b.tolist(), torch.Generator().manual_seed(2))
+    tok, ln = test.tokens[b_idx, b_slots], test.lengths[b_idx, b_slots]
+    fake_b = _generate(nets, tok, ln, 1, zd, seed=2, device=device)
+    enc_b = embed_images(nets.encoder, fake_b, 64, device)
+    r["fid_encoder"], r["kid_encoder"] = fid_kid_vs_floor(f_test, half_a, enc_b)
+    r["fid_evaluator"], r["kid_evaluator"] = (fid_kid_vs_floor(e_test, half_a, evf(fake_b)) if ev else (no_ev, no_ev))
+    b_real = np.asarray(b_idx)
+    r["class_consistency_reference"] = {
+        "chance": 1.0 / max(1, len(data.test_classes)),
+        "real_encoder_knn": _unavailable(class_consistency, f_test[b_real], y_test[b_real], f_test[half_a],
+                                         y_test[half_a], k=k),
+        "real_evaluator_knn": _unavailable(class_consistency, e_test[b_real], y_test[b_real], e_test[half_a],
+                                           y_test[half_a], k=k) if ev else no_ev}
+    t_emb = text.embed(text(tok.to(device), ln.to(device))).cpu().numpy() if len(tok) else np.zeros((0, 1))
+    cand = min(100, len(b_idx))
+    r["r_precision"] = _entry(r_precision, enc_b, t_emb, cand, candidates=cand, chance=1 / max(cand, 1),
+                              n=len(b_idx),
+                              real_reference=_unavailable(r_precision, f_test[b_real], t_emb, cand))
+
+    # 3) recognised as its (train) class by the evaluator: captions of the evaluator's hold-out images
+    if ev and ev.info.get("holdout_acc") is not None:
+        from .evaluator import stratified_holdout
+        tr_set = _train_class_set(data)
+        hold = np.flatnonzero(stratified_holdout(tr_set.labels.numpy(), ev.spec.holdout_fraction, ev.spec.seed))
+        h_idx, h_slots = one_caption_each(tr_set, hold.tolist(), torch.Generator().manual_seed(3))
+        fake_h = _generate(nets, tr_set.tokens[h_idx, h_slots], tr_set.lengths[h_idx, h_slots], 1, zd, 3, device)
+        pred = ev.features_and_predictions(fake_h)[1]
+        r["recognised_train_class"] = {"value": float(np.mean(pred == tr_set.labels[h_idx].numpy())),
+                                       "real_reference": ev.info["holdout_acc"], "chance": ev.info["chance"],
+                                       "n": len(h_idx)}
+    else:
+        r["recognised_train_class"] = no_ev if not ev else {"unavailable": "the evaluator has no hold-out images"}
+
+    # 4) diversity: MS-SSIM between samples of one caption vs between real test-class images
+    d_idx, d_slots = test_captions(test, DIVERSITY_CAPTIONS_PER_CLASS, seed=1)
+    zdiv = torch.randn(DIVERSITY_NOISES, zd, generator=torch.Generator().manual_seed(1))
+    from training.generate import generate_from_tokens
+    div = generate_from_tokens(text, nets.generator, test.tokens[d_idx, d_slots], test.lengths[d_idx, d_slots],
+                               zdiv, device).cpu() if d_idx else torch.zeros(0, DIVERSITY_NOISES, 3, 64, 64)
+    real = to_float(center_crop(test.images, 64))
+    pairs = {name: random_pairs(y_test, REAL_PAIRS, same, seed=4) for name, same in (("same", True), ("any", False))}
+    r["ms_ssim_same_caption"] = _entry(
+        ms_ssim_diversity, div, (-1.0, 1.0), n_captions=len(d_idx), samples_per_caption=DIVERSITY_NOISES,
+        real_reference_same_class=_unavailable(ms_ssim_diversity, real[pairs["same"]], (-1.0, 1.0)),
+        real_reference_any=_unavailable(ms_ssim_diversity, real[pairs["any"]], (-1.0, 1.0)))
+    return r, fake, (s_labels, s_caps)
+
+
+def _train_class_set(data):
+    """ImageSet of all train-class images (train split, then validation split)."""
+    from data_utils.dataset import ImageSet
+    a, b = data.train, data.val
+    return ImageSet(torch.cat([a.images, b.images]), torch.cat([a.labels, b.labels]), a.names + b.names,
+                    a.captions + b.captions, torch.cat([a.tokens, b.tokens]), torch.cat([a.lengths, b.lengths]))
+
+
+@torch.no_grad()
+def evaluate(nets, data, cfg, out_dir: Path, device="cpu", log=print, spec: EvaluatorSpec = EvaluatorSpec()) -> dict:
+    """Compute every metric for `nets` (generator = EMA weights) on `data`; write eval files to out_dir."""
     from training.networks import param_table
+    t0 = time.time()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ec, size = cfg.eval, cfg.data.image_size
-    text, enc, gen = nets.text_encoder.eval(), nets.encoder.eval(), nets.generator.eval()
+    for _, m in nets.items():
+        m.eval()
     allset = data.all_images()
     labels = allset.labels.numpy()
     is_test = np.isin(labels, data.test_classes)
-    feats = embed_images(enc, allset.images, size, device)
-    # one BLAS thread for sklearn: multithreaded L-BFGS is up to 50x slower when cores are shared
-    blas1 = threadpool_limits(1, user_api="blas")
-    report = {"encoder": encoder_report(feats, labels, is_test, k=ec.knn_k)}
-    log("encoder kNN: " + ", ".join(f"{g}={report['encoder'][g].get('knn_acc')}" for g in ("all", "train", "test")))
+    feats = embed_images(nets.encoder, allset.images, size, device)
     real_nhwc = _nhwc(allset.images, size)
-    report["baselines"] = {
-        "color_histogram": encoder_report(color_histogram_features(real_nhwc), labels, is_test, k=ec.knn_k),
-        "random_cnn": encoder_report(random_cnn_features(real_nhwc, seed=0), labels, is_test, k=ec.knn_k)}
-    blas1.restore_original_limits()
+    # one BLAS thread for sklearn: multithreaded L-BFGS is up to 50x slower when cores are shared
+    with threadpool_limits(1, user_api="blas"):
+        report = {"encoder": encoder_report(feats, labels, is_test, k=ec.knn_k)}
+        log("encoder kNN: " + ", ".join(f"{g}={report['encoder'][g].get('knn_acc')}" for g in ("all", "train", "test")))
+        report["baselines"] = {
+            "color_histogram": encoder_report(color_histogram_features(real_nhwc), labels, is_test, k=ec.knn_k),
+            "random_cnn": encoder_report(random_cnn_features(real_nhwc, seed=0), labels, is_test, k=ec.knn_k)}
 
-    # text-only generation for captions of test-class images
-    test = data.test
-    img_idx, slots = test_captions(test, ec.captions_per_test_class)
-    tokens = test.tokens[img_idx, slots]
-    lengths = test.lengths[img_idx, slots]
-    z = torch.randn(len(img_idx), ec.samples_per_caption, cfg.model.noise_dim,
-                    generator=torch.Generator().manual_seed(0))
-    fake = generate_from_tokens(text, gen, tokens, lengths, z, device, per_caption_noise=True)  # (M, K, 3, 64, 64)
-    fake = fake.flatten(0, 1).cpu()
-    fake_u8 = ((fake.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    gen_labels = np.repeat(test.labels[img_idx].numpy(), ec.samples_per_caption)
-    gen_captions = np.repeat(np.array([test.captions[i][s] for i, s in zip(img_idx, slots)], dtype=object),
-                             ec.samples_per_caption)
-    f_fake = embed_images(enc, fake_u8, size, device)
-    f_test = feats[is_test]
-    gen_report = {
-        "n_generated": len(fake),
-        "class_consistency_encoder_knn": _unavailable(class_consistency, f_fake, gen_labels, f_test,
-                                                      labels[is_test], k=ec.knn_k),
-        "fid_encoder": _unavailable(fid, f_test, f_fake),
-        "kid_encoder": _unavailable(kid, f_test, f_fake, subset_size=min(100, len(f_fake))),
-        "real_floor_encoder": _unavailable(real_floor, f_test, kid_subset_size=min(100, len(f_test) // 2)),
-    }
-    t_emb = text.embed(text(tokens.to(device), lengths.to(device))).cpu().numpy()
-    g_emb = f_fake.reshape(len(img_idx), ec.samples_per_caption, -1)[:, 0]
-    gen_report["r_precision"] = _unavailable(r_precision, g_emb, t_emb, candidates=min(100, len(img_idx)))
-    # diversity: 5 captions x 4 noises
-    zd = torch.randn(4, cfg.model.noise_dim, generator=torch.Generator().manual_seed(1))
-    div = generate_from_tokens(text, gen, tokens[:5], lengths[:5], zd, device).cpu()
-    gen_report["ms_ssim_same_caption"] = _unavailable(ms_ssim_diversity, div)
+    tr_set = _train_class_set(data)
+    ev, cached = None, False
+    try:
+        ev, cached = load_or_train(out_dir / "evaluator.pt", tr_set.images, tr_set.labels.numpy(), spec, device, log)
+        report["evaluator"] = {k: v for k, v in ev.info.items() if k != "train_seconds"}
+        report["evaluator"]["spec"] = asdict(spec)
+    except ValueError as e:
+        report["evaluator"] = {"unavailable": str(e)}
+    with threadpool_limits(1, user_api="blas"):
+        gen_report, fake, (s_labels, s_caps) = generation_report(nets, data, cfg, feats, labels, is_test, ev, device, log)
     report["generation"] = gen_report
     report["params"] = {row["network"]: row["total_params"] for row in param_table(nets)}
     report["param_table"] = param_table(nets)
     report["split"] = data.split_record()
+    report["notes"] = {
+        "kid": "KID is unbiased; at a few hundred images it is the more reliable of FID/KID (FID is biased upwards "
+               "at small N). Compare each value with its real-vs-real floor, computed at the same sample sizes.",
+        "evaluator": "FID/KID/recognition use an evaluation CNN trained from scratch on train-class images only "
+                     "(metrics/evaluator.py); *_encoder metrics use the project's own source encoder."}
+    report["runtime"] = {"evaluator_cached": cached, "evaluator_train_seconds": ev.info.get("train_seconds") if ev
+                         else None, "seconds": time.time() - t0}
 
     np.savez_compressed(out_dir / "embeddings.npz", features=feats.astype(np.float32), labels=labels,
                         is_test_class=is_test, image_names=np.array(allset.names))
-    np.savez_compressed(out_dir / "samples.npz", images=fake_u8.permute(0, 2, 3, 1).numpy(), labels=gen_labels,
-                        captions=gen_captions.astype(str))
+    np.savez_compressed(out_dir / "samples.npz", images=fake.permute(0, 2, 3, 1).numpy(), labels=s_labels,
+                        captions=s_caps)
     with open(out_dir / "metrics.json", "w") as f:
         json.dump(report, f, indent=2, default=float)
+    g = report["generation"]
+    log(f"generation: KID(evaluator) {g['kid_evaluator'].get('value')} (floor {g['kid_evaluator'].get('floor')}), "
+        f"class consistency {g['class_consistency_encoder_knn']}, eval {report['runtime']['seconds']:.1f}s")
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
-    from data_utils.dataset import load_data
-    from data_utils.text import Vocab
-    from training.checkpoint import CheckpointError
-    from training.generate import load_models
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--run", help="run directory (uses checkpoints/best.pt, writes RUN/eval/)")
-    g.add_argument("--checkpoint", help="checkpoint file (writes eval/ beside its run directory)")
-    p.add_argument("--out", help="output folder (default: RUN/eval)")
-    args = p.parse_args(argv)
-    ckpt_path = Path(args.checkpoint) if args.checkpoint else Path(args.run) / "checkpoints" / "best.pt"
-    out = Path(args.out) if args.out else (Path(args.run) if args.run else ckpt_path.parent.parent) / "eval"
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        nets, vocab, cfg, _ = load_models(ckpt_path, device)
-    except CheckpointError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    data = load_data(cfg.data, vocab=Vocab(vocab.itos))
-    report = evaluate(nets, data, cfg, out, device)
-    print(json.dumps({k: report[k] for k in ("encoder", "generation", "params")}, indent=1, default=float))
-    print(out)
-    return 0
-
-
 if __name__ == "__main__":
+    from .report import main
     sys.exit(main())

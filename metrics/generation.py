@@ -22,7 +22,7 @@ from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
-__all__ = ["fid", "kid", "fid_kid_from_images", "real_floor"]
+__all__ = ["fid", "kid", "fid_kid_from_images", "real_floor", "disjoint_halves"]
 
 
 class _Precomputed(nn.Module):
@@ -63,7 +63,7 @@ def fid(real_features, fake_features) -> float:
     compare values computed with the same sample sizes.
     """
     r, f = _pair(real_features, fake_features)
-    metric = FrechetInceptionDistance(feature=_Precomputed(r.shape[1]))
+    metric = FrechetInceptionDistance(feature=_Precomputed(r.shape[1]), sync_on_compute=False)  # local data only
     metric.update(r, real=True)
     metric.update(f, real=False)
     return max(float(metric.compute()), 0.0)  # tiny negatives are round-off
@@ -85,7 +85,7 @@ def kid(real_features, fake_features, subset_size: int = 100, subsets: int = 50,
         subset_size = n
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
-        metric = KernelInceptionDistance(feature=_Precomputed(r.shape[1]), subsets=subsets,
+        metric = KernelInceptionDistance(feature=_Precomputed(r.shape[1]), subsets=subsets, sync_on_compute=False,
                                          subset_size=subset_size)
     metric.update(r, real=True)
     metric.update(f, real=False)
@@ -133,7 +133,18 @@ def real_floor(real_features, seed: int = 0, kid_subset_size: int = 100, kid_sub
     half = x.shape[0] // 2
     if half < 2:
         raise ValueError(f"real_floor needs >= 4 real samples, got {x.shape[0]}")
-    perm = torch.from_numpy(np.random.default_rng(seed).permutation(x.shape[0]))
-    a, b = x[perm[:half]], x[perm[half:2 * half]]
+    ia, ib = disjoint_halves(x.shape[0], seed)
+    a, b = x[torch.from_numpy(ia)], x[torch.from_numpy(ib)]
     k_mean, k_std = kid(a, b, subset_size=kid_subset_size, subsets=kid_subsets, seed=seed)
     return {"fid": fid(a, b), "kid_mean": k_mean, "kid_std": k_std, "n_per_half": int(half)}
+
+
+def disjoint_halves(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The two disjoint random halves (n // 2 indices each, int64) that ``real_floor`` compares.
+
+    Use them to score generated images on the same footing as the floor: FID(real[a], fake) with
+    fakes made from the captions of real[b] has the same sample sizes and class mix as the floor.
+    """
+    perm = np.random.default_rng(seed).permutation(n)
+    half = n // 2
+    return perm[:half], perm[half:2 * half]

@@ -432,7 +432,9 @@ def test_validate_metrics_per_stage(mini_cache, tmp_path, one_thread):
     cfg = tiny_cfg(mini_cache)
     trainer = make_trainer(cfg, tmp_path / "val")
     enc_val = trainer.validate()
-    assert set(enc_val) == {"val/image_text_loss"}  # stage 1: no generator metrics yet
+    # stage 1: no generator metrics yet, but the label-free encoder's kNN monitor
+    assert set(enc_val) == {"val/image_text_loss", "monitor/knn_all", "monitor/knn_test"}
+    assert all(0 <= enc_val[k] <= 1 for k in ("monitor/knn_all", "monitor/knn_test"))
     assert math.isfinite(enc_val["val/image_text_loss"]) and enc_val["val/image_text_loss"] > 0
     trainer.run_stage("encoder", cfg.train.encoder_epochs)
     trainer.state.update(stage="gan", stage_epoch=0)

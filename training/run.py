@@ -7,6 +7,7 @@ summary.json (status, sweep metric, best checkpoint path).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -70,6 +71,10 @@ def run(cfg: Config, log=print) -> dict:
     from tracking.tracker import Tracker
 
     from .networks import param_table
+    from .distributed import broadcast_object, setup, teardown
+    rank, world = setup()
+    if rank != 0:
+        log = lambda *a, **k: None  # noqa: E731 - only rank 0 speaks
     ckpt = None
     if cfg.run.resume:
         ckpt = load_checkpoint(Path(cfg.run.resume))
@@ -78,24 +83,30 @@ def run(cfg: Config, log=print) -> dict:
         cfg = from_dict(ckpt["config"])
         cfg.run.resume = str(resume_path)
     else:
-        run_id = cfg.run.name or time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid() % 10000:04d}"
+        run_id = broadcast_object(cfg.run.name or time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid() % 10000:04d}",
+                                  world)
         run_dir = Path(cfg.run.out_dir) / run_id
-        if (run_dir / "checkpoints").exists():
+        if rank == 0 and (run_dir / "checkpoints").exists():
             raise FileExistsError(f"{run_dir} already holds a run; pick another --run.name or use --run.resume")
     run_dir.mkdir(parents=True, exist_ok=True)
     device = pick_device(cfg.train.device)
-    torch.set_num_threads(cfg.train.threads or os.cpu_count() or 1)
-    ensure_cache(cfg, log)
+    torch.set_num_threads(cfg.train.threads or max(1, (os.cpu_count() or 1) // world))
+    if rank == 0:
+        ensure_cache(cfg, log)
+    broadcast_object(None, world)  # the others wait for the cache
     data = load_data(cfg.data, vocab=Vocab(ckpt["vocab"]) if ckpt else None)
     log(f"run {run_dir} on {device}: {data.split_record()} (data loaded in {data.load_seconds:.1f}s)")
-    with open(run_dir / "config.yaml", "w") as f:
-        yaml.safe_dump(to_dict(cfg), f, sort_keys=False)
-    (run_dir / "split.json").write_text(json.dumps(data.split_record(), indent=1))
-    (run_dir / "meta.json").write_text(json.dumps({
-        "git_commit": _git_commit(), "device": str(device), "torch": torch.__version__,
-        "python": sys.version.split()[0], "threads": torch.get_num_threads(), "argv": sys.argv}, indent=1))
-    tracker = Tracker(to_dict(cfg), cfg.wandb, run_dir, resume_id=(ckpt or {}).get("tracker_run_id", ""), log=log)
-    trainer = Trainer(cfg, data, run_dir, device, tracker=tracker, resume=ckpt, log=log)
+    if rank == 0:
+        with open(run_dir / "config.yaml", "w") as f:
+            yaml.safe_dump(to_dict(cfg), f, sort_keys=False)
+        (run_dir / "split.json").write_text(json.dumps(data.split_record(), indent=1))
+        (run_dir / "meta.json").write_text(json.dumps({
+            "git_commit": _git_commit(), "device": str(device), "torch": torch.__version__,
+            "python": sys.version.split()[0], "threads": torch.get_num_threads(), "world_size": world,
+            "argv": sys.argv}, indent=1))
+    wandb_cfg = cfg.wandb if rank == 0 else dataclasses.replace(cfg.wandb, mode="disabled")
+    tracker = Tracker(to_dict(cfg), wandb_cfg, run_dir, resume_id=(ckpt or {}).get("tracker_run_id", ""), log=log)
+    trainer = Trainer(cfg, data, run_dir, device, tracker=tracker, resume=ckpt, log=log, rank=rank, world=world)
     table = param_table(trainer.nets)
     ratio = table[2]["total_params"] / table[1]["total_params"]
     log("parameters: " + ", ".join(f"{r['network']}={r['total_params']:,}" for r in table)
@@ -110,7 +121,7 @@ def run(cfg: Config, log=print) -> dict:
     exit_code = 0
     try:
         summary.update(trainer.fit())
-        if summary["status"] == "finished":
+        if summary["status"] == "finished" and rank == 0:
             best = load_checkpoint(run_dir / "checkpoints" / "best.pt", map_location=device)
             trainer.load_state_dict(best)  # evaluate the selected (best) model
             for name, m in trainer.nets.items():
@@ -136,5 +147,7 @@ def run(cfg: Config, log=print) -> dict:
         summary["tracker_run_id"] = tracker.run_id
         tracker.summary({k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
         tracker.finish(exit_code)
-        (run_dir / "summary.json").write_text(json.dumps(summary, indent=1, default=float))
+        if rank == 0:
+            (run_dir / "summary.json").write_text(json.dumps(summary, indent=1, default=float))
+        teardown()
     return summary

@@ -29,6 +29,7 @@ from data_utils.text import Vocab, caption_semantics, tfidf_matrix
 from . import losses
 from .checkpoint import rng_state, save_checkpoint, set_rng_state
 from .diffaug import diff_augment
+from .distributed import any_process, average_gradients, broadcast_buffers
 from .networks import build_networks
 
 
@@ -38,13 +39,15 @@ class NonFiniteLoss(RuntimeError):
 
 class Trainer:
     def __init__(self, cfg, data: FlowerData, run_dir: Path, device: torch.device, tracker=None,
-                 resume: dict | None = None, log=print):
+                 resume: dict | None = None, log=print, rank: int = 0, world: int = 1):
         self.cfg, self.data, self.run_dir, self.device, self.log = cfg, data, Path(run_dir), device, log
-        self.tracker = tracker
+        self.tracker, self.rank, self.world = tracker, rank, world
         tc = cfg.train
         torch.manual_seed(tc.seed)
         np.random.seed(tc.seed)
-        self.nets = build_networks(cfg.model, len(data.vocab)).to(device)
+        self.nets = build_networks(cfg.model, len(data.vocab)).to(device)  # identical on every process
+        if world > 1:
+            torch.manual_seed(tc.seed + 1000 * rank)  # but each process draws its own noise and crops
         self.g_ema = copy.deepcopy(self.nets.generator).eval().requires_grad_(False)
         enc_params = [*self.nets.text_encoder.parameters(), *self.nets.encoder.parameters()]
         self.opt_enc = torch.optim.AdamW(enc_params, lr=tc.lr_encoder, weight_decay=1e-4)
@@ -54,7 +57,7 @@ class Trainer:
         self.images = data.train.images.to(device)
         tfidf = tfidf_matrix(data.train.captions, data.vocab)  # (N, V) word statistics of each image's captions
         self.semantics = caption_semantics(tfidf, cfg.model.embed_dim, tc.seed).to(device)  # (N, D) LSA targets
-        self.bs = min(tc.batch_size, len(data.train))
+        self.bs = min(tc.batch_size, len(data.train))  # global batch; each process takes bs / world of it
         self.steps_per_epoch = max(1, len(data.train) // self.bs)
         self.state = {"stage": "encoder", "stage_epoch": 0, "epoch": 0, "step": 0, "step_in_epoch": 0,
                       "images_seen": 0, "best_metric": math.inf, "best_epoch": -1, "perm": None}
@@ -98,6 +101,8 @@ class Trainer:
                 raise NonFiniteLoss(f"non-finite weights in {net_name} at epoch {self.state['epoch']}, step "
                                     f"{self.state['step']}; checkpoint {name} not written, earlier ones kept")
         path = self.run_dir / "checkpoints" / name
+        if self.rank != 0:
+            return path
         save_checkpoint(path, self.state_dict())
         return path
 
@@ -124,6 +129,7 @@ class Trainer:
             group["lr"] = self._encoder_lr()
         self.opt_enc.zero_grad(set_to_none=True)
         loss.backward()
+        average_gradients([p for g in self.opt_enc.param_groups for p in g["params"]], self.world)
         self.opt_enc.step()
         return {"enc/image_text": l_it, "enc/image_image": l_ii, "enc/semantic": l_sem, "enc/prior": l_prior}
 
@@ -166,6 +172,7 @@ class Trainer:
             out["gan/r1"] = r1
         self.opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
+        average_gradients(D.parameters(), self.world)
         self.opt_d.step()
         # G step
         c, mu, logvar = G.condition(t)
@@ -176,6 +183,7 @@ class Trainer:
         g_loss = g_adv + tc.kl_weight * kl + tc.distill_weight * distill
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
+        average_gradients(G.parameters(), self.world)
         self.opt_g.step()
         self._update_ema()
         out.update({"gan/g_adv": g_adv, "gan/kl": kl, "gan/distill": distill})
@@ -264,6 +272,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
     def _log(self, row: dict) -> None:
+        if self.rank != 0:
+            return
         with open(self.stats_path, "a") as f:
             f.write(json.dumps(row) + "\n")
         if self.tracker is not None:
@@ -283,12 +293,13 @@ class Trainer:
         self.nets.text_encoder.train(not frozen).requires_grad_(not frozen)
         self.nets.encoder.train(not frozen).requires_grad_(not frozen)
         while st["stage_epoch"] < epochs:
-            if st["perm"] is None:
-                st["perm"] = torch.randperm(len(self.data.train))
+            if st["perm"] is None:  # the same order on every process
+                g = torch.Generator().manual_seed(tc.seed * 100_003 + st["epoch"])
+                st["perm"] = torch.randperm(len(self.data.train), generator=g)
             t0, stage_steps = time.time(), 0
             while st["step_in_epoch"] < self.steps_per_epoch:
                 k = st["step_in_epoch"]
-                out = step_fn(st["perm"][k * self.bs:(k + 1) * self.bs])
+                out = step_fn(st["perm"][k * self.bs:(k + 1) * self.bs][self.rank::self.world])
                 st["step"] += 1
                 st["step_in_epoch"] += 1
                 st["images_seen"] += self.bs
@@ -301,15 +312,17 @@ class Trainer:
                     self._check_finite(vals)
                     self._log({"stage": stage, "epoch": st["epoch"], "step": st["step"],
                                "images_seen": st["images_seen"], **vals})
-                if self.stop_requested:
+                if any_process(self.stop_requested, self.world):  # all processes stop at the same step
+                    self.stop_requested = True
                     return
+            broadcast_buffers([m for _, m in self.nets.items()] + [self.g_ema], self.world)
             st["stage_epoch"] += 1
             st["epoch"] += 1
             st["step_in_epoch"], st["perm"] = 0, None
             row = {"stage": stage, "epoch": st["epoch"], "step": st["step"], "images_seen": st["images_seen"],
                    "time/epoch_seconds": time.time() - t0}
             last_of_stage = st["stage_epoch"] == epochs
-            if st["stage_epoch"] % tc.eval_every == 0 or last_of_stage:
+            if (st["stage_epoch"] % tc.eval_every == 0 or last_of_stage) and self.rank == 0:
                 row.update(self.validate())
                 if stage == "gan":
                     grid = self.sample_grid(self.run_dir / "samples" / f"epoch_{st['epoch']:03d}.png")
@@ -321,8 +334,10 @@ class Trainer:
                         self.save("best.pt")
                         row["val/best_kid"] = st["best_metric"]
             self._log(row)
-            self.log(f"[{stage}] epoch {st['epoch']} ({st['stage_epoch']}/{epochs}) "
-                     + " ".join(f"{k}={v:.4g}" for k, v in row.items() if k.startswith(("val/", "time/", "monitor/"))))
+            if self.rank == 0:
+                shown = {k: v for k, v in row.items() if k.startswith(("val/", "time/", "monitor/"))}
+                self.log(f"[{stage}] epoch {st['epoch']} ({st['stage_epoch']}/{epochs}) "
+                         + " ".join(f"{k}={v:.4g}" for k, v in shown.items()))
             self.save("last.pt")
 
     def fit(self) -> dict:

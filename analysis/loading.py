@@ -1,0 +1,264 @@
+"""Loading helpers for `analysis.ipynb`: where a run lives, what it logged, and the data it was trained on.
+
+Every function is small and documented so a reader can open this file beside the notebook. Nothing
+here is a model or a training step: networks, metrics and generation come from the project's packages.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+# Common names of the 102 Oxford flower classes (class id = position + 1). The dataset itself ships
+# only numbers; this is the widely used community list, for labels in figures only.
+CLASS_NAMES = (
+    "pink primrose", "hard-leaved pocket orchid", "canterbury bells", "sweet pea", "english marigold",
+    "tiger lily", "moon orchid", "bird of paradise", "monkshood", "globe thistle", "snapdragon",
+    "colt's foot", "king protea", "spear thistle", "yellow iris", "globe-flower", "purple coneflower",
+    "peruvian lily", "balloon flower", "giant white arum lily", "fire lily", "pincushion flower",
+    "fritillary", "red ginger", "grape hyacinth", "corn poppy", "prince of wales feathers",
+    "stemless gentian", "artichoke", "sweet william", "carnation", "garden phlox", "love in the mist",
+    "mexican aster", "alpine sea holly", "ruby-lipped cattleya", "cape flower", "great masterwort",
+    "siam tulip", "lenten rose", "barberton daisy", "daffodil", "sword lily", "poinsettia",
+    "bolero deep blue", "wallflower", "marigold", "buttercup", "oxeye daisy", "common dandelion",
+    "petunia", "wild pansy", "primula", "sunflower", "pelargonium", "bishop of llandaff", "gaura",
+    "geranium", "orange dahlia", "pink-yellow dahlia", "cautleya spicata", "japanese anemone",
+    "black-eyed susan", "silverbush", "californian poppy", "osteospermum", "spring crocus",
+    "bearded iris", "windflower", "tree poppy", "gazania", "azalea", "water lily", "rose",
+    "thorn apple", "morning glory", "passion flower", "lotus", "toad lily", "anthurium", "frangipani",
+    "clematis", "hibiscus", "columbine", "desert-rose", "tree mallow", "magnolia", "cyclamen",
+    "watercress", "canna lily", "hippeastrum", "bee balm", "ball moss", "foxglove", "bougainvillea",
+    "camellia", "mallow", "mexican petunia", "bromelia", "blanket flower", "trumpet creeper",
+    "blackberry lily",
+)
+
+
+def class_name(label: int) -> str:
+    """Class id (1..102) -> "id name", e.g. 74 -> "74 rose"."""
+    label = int(label)
+    return f"{label} {CLASS_NAMES[label - 1]}" if 1 <= label <= len(CLASS_NAMES) else str(label)
+
+
+# ------------------------------------------------------------------ environment
+def on_colab() -> bool:
+    """True when this Python runs inside Google Colab."""
+    return "google.colab" in sys.modules
+
+
+def pick_device() -> str:
+    """"cuda" when a GPU is visible, else "cpu" (the same rule as training: train.device=auto)."""
+    from training.run import pick_device as _pick
+    return str(_pick("auto"))
+
+
+def describe_device(device: str) -> str:
+    """One line naming the device, e.g. "GPU: NVIDIA H100" or "CPU (2 threads)"."""
+    import torch
+    if str(device).startswith("cuda"):
+        return f"GPU: {torch.cuda.get_device_name(torch.device(device))}"
+    return f"CPU ({torch.get_num_threads()} threads)"
+
+
+def display_path(path, base: str | Path | None = None) -> str:
+    """A path to print: relative to the working folder when inside it, else relative to `base`'s parent
+    (e.g. "<run_id>/checkpoints/best.pt"), else just its name. Keeps machine-specific folders out of outputs."""
+    if path is None:
+        return "-"
+    p = Path(path).resolve()
+    for root in (Path.cwd(), Path(base).resolve().parent if base else None):
+        if root is not None:
+            try:
+                return str(p.relative_to(root))
+            except ValueError:
+                pass
+    return p.name
+
+
+def run_overview(best: dict) -> list[tuple[str, str]]:
+    """(field, value) pairs describing the result of `tracking.best_run.best_run` for printing."""
+    rows = [("source", str(best.get("source", "-"))), ("run", str(best.get("run_id", "-")))]
+    if best.get("trial"):
+        rows.append(("sweep trial", f"{best['trial']} of sweep {best.get('sweep_id')}"))
+    metric = best.get("metric")
+    rows.append((str(best.get("metric_name", "metric")), "-" if metric is None else f"{metric:.4f}"))
+    rows.append(("checkpoint", display_path(best.get("checkpoint"), best.get("run_dir"))))
+    for key in ("best_epoch", "epochs", "images_seen", "train_seconds"):
+        if key in best.get("metrics", {}):
+            v = best["metrics"][key]
+            rows.append((key, f"{v:,.0f}" if isinstance(v, float) and v > 100 else f"{v:,}" if isinstance(v, int)
+                         else f"{v:.4g}"))
+    return rows
+
+
+# ------------------------------------------------------------------ run files
+def run_dir_of(best: dict) -> Path | None:
+    """The run folder of a `best_run` result (None for a W&B artifact downloaded without its folder)."""
+    d = best.get("run_dir")
+    return Path(d) if d and Path(d).is_dir() else None
+
+
+def read_stats(run_dir) -> list[dict]:
+    """The rows of `<run_dir>/stats.jsonl` (one JSON object per logged step or epoch); [] when absent."""
+    path = Path(run_dir) / "stats.jsonl" if run_dir else None
+    if path is None or not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def read_metrics(run_dir) -> dict:
+    """`<run_dir>/eval/metrics.json` as a dict; {} when the run has no evaluation file."""
+    path = Path(run_dir) / "eval" / "metrics.json" if run_dir else None
+    if path is None or not path.is_file():
+        return {}
+    return json.loads(path.read_text())
+
+
+def last_sample_grid(run_dir) -> Path | None:
+    """The newest `samples/epoch_XXX.png` the trainer wrote (fixed captions x fixed noises), or None."""
+    pngs = sorted((Path(run_dir) / "samples").glob("epoch_*.png")) if run_dir else []
+    return pngs[-1] if pngs else None
+
+
+# ------------------------------------------------------------------ data
+def load_run_data(cfg, vocab):
+    """The run's classes and images (`data_utils.dataset.load_data`) with the checkpoint's vocabulary.
+
+    The cache named in the run's config is used; when it is missing, `data/flowers.h5` (where the
+    Colab cell puts it) is tried, then `training.run.ensure_cache` builds it from the data folder.
+    """
+    from data_utils.dataset import load_data
+    from training.run import ensure_cache
+    if not Path(cfg.data.cache).is_file() and Path("data/flowers.h5").is_file():
+        cfg.data.cache = "data/flowers.h5"
+    if not Path(cfg.data.cache).is_file():
+        ensure_cache(cfg)
+    return load_data(cfg.data, vocab=vocab)
+
+
+def pick_test_captions(test_set, per_class: int = 5, seed: int = 0) -> list[dict]:
+    """Up to `per_class` captions per unseen (test) class, each from a different image, chosen by the same
+    seeded rule as the evaluation (`metrics.evaluate.test_captions`). One dict per caption:
+    label, image (index into test_set), slot (caption number of that image), caption (text), column."""
+    from metrics.evaluate import test_captions
+    idx, slots = test_captions(test_set, per_class, seed)
+    picks, col = [], {}
+    for i, s in zip(idx, slots):
+        label = int(test_set.labels[i])
+        col[label] = col.get(label, -1) + 1
+        picks.append({"label": label, "image": i, "slot": s, "caption": test_set.captions[i][s],
+                      "column": col[label]})
+    return picks
+
+
+def generate_for_picks(nets, cfg, test_set, picks: list[dict], device, seed: int = 0):
+    """One text-only image per picked caption (`training.generate.generate_from_tokens`, its own noise
+    each) -> uint8 array (len(picks), 64, 64, 3)."""
+    import torch
+
+    from training.generate import generate_from_tokens
+    idx = [p["image"] for p in picks]
+    slots = [p["slot"] for p in picks]
+    tokens, lengths = test_set.tokens[idx, slots], test_set.lengths[idx, slots]
+    z = torch.randn(len(picks), 1, cfg.model.noise_dim, generator=torch.Generator().manual_seed(seed))
+    out = generate_from_tokens(nets.text_encoder, nets.generator, tokens, lengths, z, device, per_caption_noise=True)
+    return to_hwc_uint8(out[:, 0])
+
+
+def real_images(image_set, idx, size: int = 64):
+    """Centre crops of real images `image_set.images[idx]` -> uint8 array (len(idx), size, size, 3)."""
+    from data_utils.augment import center_crop
+    return center_crop(image_set.images[list(idx)], size).permute(0, 2, 3, 1).numpy()
+
+
+def to_hwc_uint8(images):
+    """Generated images, a tensor (..., 3, H, W) in [-1, 1] -> uint8 numpy (..., H, W, 3) for plotting."""
+    x = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().byte().cpu()
+    return x.movedim(-3, -1).numpy()
+
+
+def unknown_words(vocab, caption: str) -> list[str]:
+    """Words of `caption` the model never saw in training (they become <unk>)."""
+    from data_utils.text import tokenize
+    return [w for w in tokenize(caption) if w not in vocab.stoi]
+
+
+# ------------------------------------------------------------------ embeddings
+def load_embeddings(run_dir, nets=None, data=None, cfg=None, device="cpu") -> dict:
+    """Source-encoder embeddings of every image of the 25 classes.
+
+    Read from `<run_dir>/eval/embeddings.npz` (written by `metrics.evaluate`); when that file is missing,
+    recomputed with `metrics.evaluate.embed_images` (needs nets, data and cfg). Returns a dict with
+    features (N, D), labels (N,), is_test_class (N,) and origin ("eval/embeddings.npz" or "recomputed")."""
+    path = Path(run_dir) / "eval" / "embeddings.npz" if run_dir else None
+    if path is not None and path.is_file():
+        with np.load(path) as z:
+            return {"features": z["features"], "labels": z["labels"], "is_test_class": z["is_test_class"],
+                    "origin": "eval/embeddings.npz"}
+    if nets is None or data is None or cfg is None:
+        raise FileNotFoundError("no eval/embeddings.npz for this run; pass nets, data and cfg to recompute")
+    from metrics.evaluate import embed_images
+    allset = data.all_images()
+    labels = allset.labels.numpy()
+    feats = embed_images(nets.encoder, allset.images, cfg.data.image_size, device)
+    return {"features": feats, "labels": labels, "is_test_class": np.isin(labels, data.test_classes),
+            "origin": "recomputed"}
+
+
+def tsne(features, n_components: int = 3, seed: int = 0, perplexity: float = 30.0):
+    """t-SNE (sklearn) of `features` -> (N, n_components). The perplexity is lowered for small N
+    (it must stay below the number of samples)."""
+    from sklearn.manifold import TSNE
+    n = len(features)
+    perplexity = float(min(perplexity, max(1.0, (n - 1) / 3)))
+    return TSNE(n_components=n_components, perplexity=perplexity, init="pca", random_state=seed,
+                learning_rate="auto").fit_transform(np.asarray(features, dtype=np.float32))
+
+
+def umap_2d(features, seed: int = 0, n_neighbors: int = 15):
+    """2-D UMAP (umap-learn, cosine metric) of `features` -> (N, 2); None when umap-learn is not installed."""
+    try:
+        import umap
+    except ImportError:
+        return None
+    n_neighbors = int(max(2, min(n_neighbors, len(features) - 1)))
+    return umap.UMAP(n_components=2, n_neighbors=n_neighbors, metric="cosine", random_state=seed,
+                     n_jobs=1).fit_transform(np.asarray(features, dtype=np.float32))
+
+
+# ------------------------------------------------------------------ numbers for tables
+def parameter_rows(nets, metrics: dict | None = None) -> list[dict]:
+    """`training.networks.param_table` of the loaded networks, plus (when the eval file has it) how many
+    parameters were still trainable in the GAN stage, when the two encoders are frozen."""
+    from training.networks import param_table
+    rows = param_table(nets)
+    stage2 = {r["network"]: r.get("trainable_params") for r in (metrics or {}).get("param_table", [])
+              if isinstance(r, dict)}
+    for r in rows:
+        r["trainable_gan_stage"] = stage2.get(r["network"])
+    return rows
+
+
+def flatten(d, prefix: str = "") -> list[tuple[str, object]]:
+    """Nested dict -> [("a.b.c", leaf value)] in file order. Lists and strings are leaves."""
+    out = []
+    for k, v in (d or {}).items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if isinstance(v, dict) and v and "unavailable" not in v:
+            out.extend(flatten(v, key))
+        else:
+            out.append((key, v))
+    return out
+
+
+
+def checkpoint_overview(ckpt: dict, data, vocab) -> list[tuple[str, str]]:
+    """(field, value) pairs: the checkpoint's epoch, the class split and the set sizes, for printing."""
+    state = ckpt.get("state", {})
+    names = lambda classes: ", ".join(class_name(c) for c in sorted(classes))  # noqa: E731
+    return [("checkpoint epoch", f"{state.get('epoch', '-')} ({state.get('stage', '-')} stage)"),
+            (f"train classes ({len(data.train_classes)})", names(data.train_classes)),
+            (f"unseen test classes ({len(data.test_classes)})", names(data.test_classes)),
+            ("images: train / validation / test", f"{len(data.train):,} / {len(data.val):,} / {len(data.test):,}"),
+            ("vocabulary (training captions only)", f"{len(vocab):,} words")]

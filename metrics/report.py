@@ -1,0 +1,167 @@
+"""The evaluate command and its table: metric | value | baseline/floor | what good looks like.
+
+metrics.json (written by metrics.evaluate.evaluate); every number has its reference beside it:
+  encoder/{all,train,test}: knn_acc, linear_acc, silhouette, nmi, n, n_classes (source encoder)
+  baselines/{color_histogram,random_cnn}/{all,train,test}: the same four for training-free features
+  evaluator: n_classes, n_train, n_holdout, holdout_acc, chance, feature_dim, spec (the evaluation CNN)
+  generation: n_generated (= samples.npz rows);
+    class_consistency_{encoder,evaluator}_knn (float) + class_consistency_reference {chance, real_*_knn};
+    {fid,kid}_{evaluator,encoder}: {value, floor, n_real, n_fake (+ std, floor_std, subset_size for KID)};
+    recognised_train_class {value, real_reference, chance, n}; r_precision {value, real_reference,
+    candidates, chance, n}; ms_ssim_same_caption {value, real_reference_same_class, real_reference_any, ...}
+  params, param_table, split, notes, runtime (timings; the only non-deterministic part)
+Any metric that cannot be computed is {"unavailable": reason} instead of a number.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+GROUPS = ("all", "train", "test")
+ENCODER_METRICS = {"knn_acc": ("kNN top-1", "higher; above both baselines"),
+                   "linear_acc": ("linear probe", "higher; above both baselines"),
+                   "silhouette": ("silhouette (cosine)", "higher (-1..1); above baselines"),
+                   "nmi": ("k-means NMI", "higher (0..1); above baselines")}
+
+
+def fmt(x, digits: int = 3) -> str:
+    """A metric value as text: floats rounded, {"unavailable": r} -> 'n/a (r)', None -> 'n/a'."""
+    if isinstance(x, dict) and "unavailable" in x:
+        return f"n/a ({x['unavailable']})"
+    if x is None:
+        return "n/a"
+    if isinstance(x, float):
+        return f"{x:.{digits}f}" if abs(x) >= 10 ** -digits or x == 0 else f"{x:.2e}"
+    return str(x)
+
+
+def _get(d: dict, key: str):
+    v = d.get(key) if isinstance(d, dict) else None
+    return v if not (isinstance(d, dict) and "unavailable" in d) else d
+
+
+def table_rows(report: dict) -> list[tuple[str, str, str, str]]:
+    """metrics.json dict -> rows (metric, value, baseline/floor, what good looks like)."""
+    rows = []
+    enc, base = report.get("encoder", {}), report.get("baselines", {})
+    for key, (name, good) in ENCODER_METRICS.items():
+        for g in GROUPS:
+            r = enc.get(g, {})
+            ref = " / ".join(fmt(base.get(b, {}).get(g, {}).get(key)) for b in ("color_histogram", "random_cnn"))
+            val = r.get(key) if r.get(key) is not None else {"unavailable": r.get("unavailable", "?")}
+            rows.append((f"encoder {name}, {g} ({r.get('n_classes', '?')} classes)", fmt(val),
+                         f"colour hist / random CNN: {ref}", good))
+    ev = report.get("evaluator", {})
+    rows.append(("evaluator held-out accuracy (train classes)", fmt(_get(ev, "holdout_acc")),
+                 f"chance {fmt(ev.get('chance'))}", "well above chance (else FID/KID space is weak)"))
+    gen = report.get("generation", {})
+    for space in ("evaluator", "encoder"):
+        k, f = gen.get(f"kid_{space}", {}), gen.get(f"fid_{space}", {})
+        if "unavailable" in k:
+            rows.append((f"KID, {space} space (test classes)", fmt(k), "", "lower; ~ floor"))
+        else:
+            rows.append((f"KID, {space} space (test classes)", f"{fmt(k['value'], 4)} ± {fmt(k['std'], 4)}",
+                         f"real floor {fmt(k['floor'], 4)} ± {fmt(k['floor_std'], 4)}",
+                         "lower; ~ floor = as real (most reliable here)"))
+        rows.append((f"FID, {space} space (test classes, n={f.get('n_fake', '?')})", fmt(_get(f, "value")),
+                     f"real floor {fmt(_get(f, 'floor'))}", "lower; ~ floor (biased at small n)"))
+    rec = gen.get("recognised_train_class", {})
+    rows.append(("recognised as its class by the evaluator (train-class captions)", fmt(_get(rec, "value")),
+                 f"real held-out {fmt(_get(rec, 'real_reference'))}, chance {fmt(_get(rec, 'chance'))}",
+                 "higher; close to real"))
+    ref = gen.get("class_consistency_reference", {})
+    for space in ("encoder", "evaluator"):
+        rows.append((f"class consistency, {space} kNN (test classes)",
+                     fmt(gen.get(f"class_consistency_{space}_knn")),
+                     f"real {fmt(ref.get(f'real_{space}_knn'))}, chance {fmt(ref.get('chance'))}",
+                     "higher; close to real"))
+    rp = gen.get("r_precision", {})
+    rows.append((f"R-precision ({fmt(_get(rp, 'candidates'))} candidates)", fmt(_get(rp, "value")),
+                 f"real {fmt(_get(rp, 'real_reference'))}, chance {fmt(_get(rp, 'chance'))}",
+                 "higher; close to real"))
+    ms = gen.get("ms_ssim_same_caption", {})
+    rows.append(("MS-SSIM between samples of one caption", fmt(_get(ms, "value")),
+                 f"real same class {fmt(_get(ms, 'real_reference_same_class'))}, any {fmt(_get(ms, 'real_reference_any'))}",
+                 "lower = more diverse; ~ real; near 1 = collapse"))
+    return rows
+
+
+def print_table(report: dict, file=None) -> None:
+    """Print ``table_rows(report)`` as a rich table (plain text when not a terminal)."""
+    from rich.console import Console
+    from rich.table import Table
+    out = file or sys.stdout
+    console = Console(file=out, width=None if out.isatty() else 170)
+    t = Table(title="evaluation (nothing pretrained; references beside every number)")
+    for col in ("metric", "value", "baseline / floor", "what good looks like"):
+        t.add_column(col, overflow="fold")
+    for row in table_rows(report):
+        t.add_row(*row)
+    console.print(t)
+    console.print("KID is the more reliable of FID/KID at this sample size; FID is biased upwards at small n.")
+
+
+def _checkpoint_path(args) -> Path:
+    """The checkpoint to evaluate: --checkpoint, else RUN/checkpoints/best.pt, else last.pt."""
+    if args.checkpoint:
+        return Path(args.checkpoint)
+    run = Path(args.run)
+    if not run.is_dir():
+        raise FileNotFoundError(f"{run}: run folder not found")
+    for name in ("best.pt", "last.pt"):
+        if (run / "checkpoints" / name).is_file():
+            return run / "checkpoints" / name
+    raise FileNotFoundError(f"{run / 'checkpoints'}: no best.pt or last.pt in this run folder (nothing to evaluate)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: exit 0 and print the table; exit 2 with the file named when input is missing or unusable."""
+    from .evaluate import __doc__ as doc, evaluate
+    p = argparse.ArgumentParser(prog="python -m metrics.evaluate", description=doc,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--run", help="run directory (uses checkpoints/best.pt, else last.pt; writes RUN/eval/)")
+    g.add_argument("--checkpoint", help="checkpoint file (writes eval/ beside its run directory)")
+    p.add_argument("--out", help="output folder (default: RUN/eval)")
+    p.add_argument("--cache", help="HDF5 data cache (default: the one in the checkpoint's config)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    args = p.parse_args(argv)
+
+    def fail(msg: str) -> int:
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+    import torch
+
+    from data_utils.dataset import load_data
+    from training.checkpoint import CheckpointError
+    from training.generate import load_models
+    try:
+        ckpt = _checkpoint_path(args)
+    except FileNotFoundError as e:
+        return fail(str(e))
+    run_dir = Path(args.run) if args.run else (ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent)
+    out = Path(args.out) if args.out else run_dir / "eval"
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    try:
+        nets, vocab, cfg, _ = load_models(ckpt, device)
+    except CheckpointError as e:
+        return fail(str(e))
+    except (RuntimeError, KeyError, ValueError, TypeError, AssertionError) as e:
+        return fail(f"{ckpt}: checkpoint does not fit this code's config or networks ({type(e).__name__}: {e})")
+    cfg.data.cache = args.cache or cfg.data.cache
+    if not Path(cfg.data.cache).is_file():
+        return fail(f"{cfg.data.cache}: evaluation data (HDF5 cache) not found; pass --cache PATH or build it "
+                    f"with `python -m data_utils.prepare`")
+    try:
+        data = load_data(cfg.data, vocab=vocab)
+    except (OSError, KeyError, ValueError) as e:
+        return fail(f"{cfg.data.cache}: cannot load evaluation data ({type(e).__name__}: {e})")
+    report = evaluate(nets, data, cfg, out, device, log=lambda *a: print(*a, file=sys.stderr))
+    print_table(report)
+    print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

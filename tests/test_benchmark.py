@@ -1,0 +1,100 @@
+"""The training-throughput benchmark (benchmarks/run.py) and its reference pipeline (benchmarks/reference.py).
+
+One `--quick` run in a subprocess on the committed fixture (cache built by the `mini_cache` session fixture,
+JPEGs from its jpg folder), one CPU thread; plus cheap in-process checks of the reference networks.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from benchmarks import reference
+
+REPO = Path(__file__).resolve().parents[1]
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+NETWORKS = ("text_encoder", "encoder", "generator", "discriminator")
+
+
+def _positive_finite(value, where: str) -> None:
+    assert isinstance(value, (int, float)) and not isinstance(value, bool), f"{where} = {value!r}"
+    assert math.isfinite(value) and value > 0, f"{where} = {value!r}"
+
+
+def test_reference_networks_match_published_sizes():
+    pipe = reference.ReferencePipeline("cpu")
+    for name, published in reference.PUBLISHED_PARAMS.items():
+        assert abs(pipe.params()[name] / published - 1) < 0.10, (name, pipe.params()[name])
+    embed, z = torch.randn(4, reference.EMBED_DIM), torch.randn(4, reference.NOISE_DIM)
+    fake = pipe.G(embed, z)
+    assert fake.shape == (4, 3, 64, 64) and fake.abs().max() <= 1
+    prob, feat = pipe.D(fake, embed)
+    assert prob.shape == (4,) and feat.shape == (4, 512, 4, 4) and ((prob > 0) & (prob < 1)).all()
+
+
+def test_reference_decodes_real_jpegs(mini_root: Path):
+    jpegs = reference.read_bytes(reference.pick_jpegs(mini_root / "jpg", 6))
+    assert len(jpegs) == 6
+    right, wrong, embed = reference.ReferenceData(jpegs).batch(5)
+    assert right.shape == wrong.shape == (5, 3, 64, 64) and embed.shape == (5, reference.EMBED_DIM)
+    assert right.dtype == torch.float32 and -1 <= right.min() < right.max() <= 1
+    out = reference.ReferencePipeline("cpu").step(right, wrong, embed)
+    assert all(math.isfinite(float(v)) for v in out.values())
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA present")
+def test_cuda_requested_without_cuda_is_an_error(capsys):
+    from benchmarks.run import main
+    assert main(["--device", "cuda"]) == 2
+    assert "CUDA is not available" in capsys.readouterr().err
+
+
+def test_quick_benchmark_writes_json(mini_root: Path, mini_cache: Path, tmp_path: Path):
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, "benchmarks/run.py", "--quick", "--json", str(out), "--device", "cpu", "--threads", "1",
+           "--cache", str(mini_cache), "--jpg-dir", str(mini_root / "jpg")]
+    env = {**os.environ, **ONE_THREAD, "WANDB_MODE": "disabled", "WANDB_SILENT": "true"}
+    r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "ours / reference" in r.stdout and "projected wall time" in r.stdout
+    res = json.loads(out.read_text())
+
+    for key in ("machine", "images_per_second", "data_ms_per_batch", "peak_rss_mb", "cuda_max_allocated_mb",
+                "speedup_vs_reference", "projected_default_minutes", "reference", "projection", "networks"):
+        assert key in res, key
+    for key in ("cpu", "cores", "torch", "threads", "device_name"):
+        assert res["machine"][key], key
+    assert res["machine"]["threads"] == 1 and res["machine"]["device"] == "cpu"
+    assert res["cuda_max_allocated_mb"] is None  # CPU run
+    assert res["batch_size"] == 64 and res["image_size"] == 64
+
+    ips = res["images_per_second"]
+    for key in ("encoder_step", "gan_step", "reference_gan_cls_step", *NETWORKS):
+        _positive_finite(ips.get(key), f"images_per_second.{key}")
+    for name in NETWORKS:
+        _positive_finite(res["networks"][name]["params"], f"networks.{name}.params")
+    for key in ("data_ms_per_batch", "peak_rss_mb", "speedup_vs_reference", "projected_default_minutes"):
+        _positive_finite(res[key], key)
+
+    ref = res["reference"]
+    for key in ("images_per_second", "compute_images_per_second", "data_ms_per_batch"):
+        _positive_finite(ref[key], f"reference.{key}")
+    assert ref["batch_size"] == 64
+    assert abs(ref["params"]["generator"] / 4.6e6 - 1) < 0.10, ref["params"]
+    assert abs(ref["params"]["discriminator"] / 2.8e6 - 1) < 0.10, ref["params"]
+    assert math.isclose(res["speedup_vs_reference"], ips["gan_step"] / ref["images_per_second"], rel_tol=1e-9)
+
+    pr = res["projection"]
+    assert (pr["encoder_epochs"], pr["gan_epochs"]) == (60, 140)  # experiments/default.yaml
+    parts = ("encoder_training_s", "gan_training_s", "validation_s", "checkpoints_s", "final_evaluation_s",
+             "data_loading_s")
+    for key in parts:
+        _positive_finite(pr[key], f"projection.{key}")
+    assert math.isclose(sum(pr[k] for k in parts) / 60, res["projected_default_minutes"], rel_tol=1e-9)
+    assert str(REPO) not in out.read_text()  # no absolute paths of this machine in the results
