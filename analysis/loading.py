@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from metrics.projection import tsne, umap_2d  # noqa: F401 - re-exported for the notebook (also used by W&B media)
+
 # Common names of the 102 Oxford flower classes (class id = position + 1). The dataset itself ships
 # only numbers; this is the widely used community list, for labels in figures only.
 CLASS_NAMES = (
@@ -204,27 +206,6 @@ def load_embeddings(run_dir, nets=None, data=None, cfg=None, device="cpu") -> di
     feats = embed_images(nets.encoder, allset.images, cfg.data.image_size, device)
     return {"features": feats, "labels": labels, "is_test_class": np.isin(labels, data.test_classes),
             "origin": "recomputed"}
-
-
-def tsne(features, n_components: int = 3, seed: int = 0, perplexity: float = 30.0):
-    """t-SNE (sklearn) of `features` -> (N, n_components). The perplexity is lowered for small N
-    (it must stay below the number of samples)."""
-    from sklearn.manifold import TSNE
-    n = len(features)
-    perplexity = float(min(perplexity, max(1.0, (n - 1) / 3)))
-    return TSNE(n_components=n_components, perplexity=perplexity, init="pca", random_state=seed,
-                learning_rate="auto").fit_transform(np.asarray(features, dtype=np.float32))
-
-
-def umap_2d(features, seed: int = 0, n_neighbors: int = 15):
-    """2-D UMAP (umap-learn, cosine metric) of `features` -> (N, 2); None when umap-learn is not installed."""
-    try:
-        import umap
-    except ImportError:
-        return None
-    n_neighbors = int(max(2, min(n_neighbors, len(features) - 1)))
-    return umap.UMAP(n_components=2, n_neighbors=n_neighbors, metric="cosine", random_state=seed,
-                     n_jobs=1).fit_transform(np.asarray(features, dtype=np.float32))
 
 
 # ------------------------------------------------------------------ numbers for tables

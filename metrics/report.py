@@ -126,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="output folder (default: RUN/eval)")
     p.add_argument("--cache", help="HDF5 data cache (default: the one in the checkpoint's config)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--no-figures", action="store_true",
+                   help="skip eval/figures/*.png (real-vs-generated grid, t-SNE, UMAP)")
     args = p.parse_args(argv)
 
     def fail(msg: str) -> int:
@@ -157,7 +159,13 @@ def main(argv: list[str] | None = None) -> int:
         data = load_data(cfg.data, vocab=vocab)
     except (OSError, KeyError, ValueError) as e:
         return fail(f"{cfg.data.cache}: cannot load evaluation data ({type(e).__name__}: {e})")
-    report = evaluate(nets, data, cfg, out, device, log=lambda *a: print(*a, file=sys.stderr))
+    err = lambda *a: print(*a, file=sys.stderr)  # noqa: E731 - progress to stderr, the table to stdout
+    report = evaluate(nets, data, cfg, out, device, log=err)
+    if not args.no_figures:
+        from data_utils.augment import center_crop
+        from tracking.media import write_run_media
+        real = center_crop(data.test.images, cfg.data.image_size).permute(0, 2, 3, 1).numpy()
+        write_run_media(out, real, data.test.labels.numpy(), log=err)
     print_table(report)
     print(out)
     return 0

@@ -447,3 +447,27 @@ def test_validate_metrics_per_stage(mini_cache, tmp_path, one_thread):
     assert trainer.nets.text_encoder.training and not trainer.nets.encoder.training  # modes restored
     again = trainer.validate()
     assert again == out  # fixed noise and seeded KID subsets: validation is repeatable
+
+
+# ---------------------------------------------------------------- mixed precision / memory layout
+@pytest.mark.parametrize("amp,channels_last", [("bf16", True), ("fp16", False)])
+def test_mixed_precision_steps_train(amp, channels_last, mini_cache, tmp_path, one_thread):
+    cfg = tiny_cfg(mini_cache, **{"train.amp": amp, "train.channels_last": channels_last, "train.r1_every": 1})
+    trainer = make_trainer(cfg, tmp_path / amp)
+    idx = torch.arange(trainer.bs)
+    state = lambda: {f"{n}.{k}": v.clone() for n, m in trainer.nets.items() for k, v in m.state_dict().items()}  # noqa: E731
+    before = state()
+    for _ in range(2 if amp == "bf16" else 8):  # fp16: the scalers skip the first steps while finding a scale
+        enc = trainer.encoder_step(idx)
+        gan = trainer.gan_step(idx)
+    assert all(math.isfinite(float(v.detach())) for v in [*enc.values(), *gan.values()])
+    assert "gan/r1" in gan  # the float32 double backward ran beside the autocast passes
+    after = state()
+    for net in ("encoder.", "generator.", "discriminator.", "text_encoder."):
+        assert any(not torch.equal(before[k], after[k]) for k in after if k.startswith(net)), net
+    assert all(torch.isfinite(v).all() for v in after.values() if v.is_floating_point())
+
+
+def test_bad_amp_value_is_rejected(mini_cache, tmp_path):
+    with pytest.raises(ValueError, match="train.amp must be off, bf16 or fp16, got 'fp8'"):
+        make_trainer(tiny_cfg(mini_cache, **{"train.amp": "fp8"}), tmp_path / "x")

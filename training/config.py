@@ -54,7 +54,7 @@ class TrainConfig:
     threads: int = 0  # torch CPU threads; 0 = number of cores
     batch_size: int = 64
     encoder_epochs: int = 60  # stage 1: label-free image-text contrastive + augmentation SSL
-    gan_epochs: int = 140  # stage 2: conditional GAN with the frozen encoder
+    gan_epochs: int = 120  # stage 2: conditional GAN with the frozen encoder
     lr_encoder: float = 2e-3
     lr_g: float = 2e-4
     lr_d: float = 2e-4
@@ -71,10 +71,12 @@ class TrainConfig:
     mismatch_weight: float = 0.5  # matching-aware D: weight of (real image, wrong text)
     distill_weight: float = 1.0  # encoder(G(z, t, r)) should match r
     kl_weight: float = 1.0  # conditioning augmentation KL
-    ema_decay: float = 0.999
+    ema_decay: float = 0.995  # generator EMA (after a warm-up, see Trainer._update_ema): ~200-step time constant
     eval_every: int = 10  # epochs between validation metrics / best-checkpoint checks
     log_every: int = 20  # steps between logged losses
     max_steps: int = 0  # >0: cut every epoch to this many steps (smoke tests, benchmarks)
+    amp: str = "off"  # mixed precision for the training steps: off | bf16 | fp16 (fp16 with gradient scalers)
+    channels_last: bool = False  # NHWC memory layout for the conv nets (faster with CUDA tensor cores)
 
 
 @dataclass
@@ -83,6 +85,7 @@ class EvalConfig:
     samples_per_caption: int = 1
     captions_per_test_class: int = 10
     fid_samples: int = 500
+    figures: bool = True  # end-of-run t-SNE / UMAP / real-vs-generated PNGs in eval/figures (and to W&B)
 
 
 @dataclass

@@ -63,6 +63,17 @@ def score(report: dict) -> float | None:
     return 0.5 * (knn + cons)
 
 
+def _media(cfg: Config, data, eval_dir: Path, tracker, log) -> None:
+    """Real-vs-generated grid (always) and t-SNE/UMAP figures (eval.figures) into eval/figures, then W&B."""
+    from data_utils.augment import center_crop
+    from tracking.media import log_run_media, write_run_media
+    t0 = time.time()
+    real = center_crop(data.test.images, cfg.data.image_size).permute(0, 2, 3, 1).numpy()
+    written = write_run_media(eval_dir, real, data.test.labels.numpy(), projections=cfg.eval.figures, log=log)
+    log_run_media(tracker, eval_dir, written)
+    log(f"figures: {', '.join(p.name for p in written.values())} in {eval_dir / 'figures'} ({time.time() - t0:.1f}s)")
+
+
 def run(cfg: Config, log=print) -> dict:
     """Train (or resume) and evaluate one run; returns the summary that is also written to summary.json."""
     from data_utils.dataset import load_data
@@ -135,6 +146,7 @@ def run(cfg: Config, log=print) -> dict:
             summary["eval/knn_test"] = report["encoder"]["test"].get("knn_acc")
             summary["eval/class_consistency"] = report["generation"].get("class_consistency_encoder_knn")
             summary["best_checkpoint"] = str(run_dir / "checkpoints" / "best.pt")
+            _media(cfg, data, run_dir / "eval", tracker, log)
             tracker.log_artifact(run_dir / "checkpoints" / "best.pt", f"model-{run_dir.name}", ["best", "latest"],
                                  metadata={k: v for k, v in summary.items() if isinstance(v, (int, float))})
     except NonFiniteLoss as e:

@@ -33,6 +33,11 @@ from .distributed import any_process, average_gradients, broadcast_buffers
 from .networks import build_networks
 
 
+def ema_decay(target: float, n: int) -> float:
+    """The EMA decay used after `n` generator steps: (1 + n) / (10 + n), capped at `target`."""
+    return min(target, (1.0 + n) / (10.0 + n))
+
+
 class NonFiniteLoss(RuntimeError):
     """A loss became NaN/inf; the run stops and keeps its last good checkpoint."""
 
@@ -54,13 +59,21 @@ class Trainer:
         self.opt_g = torch.optim.Adam(self.nets.generator.parameters(), lr=tc.lr_g, betas=(0.0, 0.99))
         self.opt_d = torch.optim.Adam(self.nets.discriminator.parameters(), lr=tc.lr_d, betas=(0.0, 0.99))
         self.d_loss, self.g_loss = losses.D_LOSSES[tc.gan_loss], losses.G_LOSSES[tc.gan_loss]
+        if tc.amp not in ("off", "bf16", "fp16"):
+            raise ValueError(f"train.amp must be off, bf16 or fp16, got {tc.amp!r}")
+        self.amp_dtype = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[tc.amp]
+        # fp16 needs loss scaling (one scaler per optimizer: they step at different times); bf16 does not
+        self.scalers = {k: torch.amp.GradScaler(device.type, enabled=tc.amp == "fp16") for k in ("enc", "g", "d")}
+        if tc.channels_last:
+            for _, m in self.nets.items():
+                m.to(memory_format=torch.channels_last)
         self.images = data.train.images.to(device)
         tfidf = tfidf_matrix(data.train.captions, data.vocab)  # (N, V) word statistics of each image's captions
         self.semantics = caption_semantics(tfidf, cfg.model.embed_dim, tc.seed).to(device)  # (N, D) LSA targets
         self.bs = min(tc.batch_size, len(data.train))  # global batch; each process takes bs / world of it
         self.steps_per_epoch = max(1, len(data.train) // self.bs)
         self.state = {"stage": "encoder", "stage_epoch": 0, "epoch": 0, "step": 0, "step_in_epoch": 0,
-                      "images_seen": 0, "best_metric": math.inf, "best_epoch": -1, "perm": None}
+                      "images_seen": 0, "best_metric": math.inf, "best_epoch": -1, "perm": None, "gan_steps": 0}
         self.fixed = self._fixed_inputs()
         self.stop_requested = False
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -107,6 +120,19 @@ class Trainer:
         return path
 
     # ------------------------------------------------------------------ steps
+    def _autocast(self):
+        """Mixed precision for the forward passes of a training step (train.amp); a no-op when off."""
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
+
+    def _step(self, key: str, opt, loss: torch.Tensor, params) -> None:
+        """Backward (scaled under fp16), all-reduce the gradients across processes, optimizer step."""
+        scaler = self.scalers[key]
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        average_gradients(params, self.world)
+        scaler.step(opt)
+        scaler.update()
+
     def _batch(self, idx: torch.Tensor, split: ImageSet | None = None):
         split = split or self.data.train
         tokens, lengths, _ = split.sample_captions(idx)
@@ -116,21 +142,20 @@ class Trainer:
         tc, text, enc = self.cfg.train, self.nets.text_encoder, self.nets.encoder
         x = self.images[idx.to(self.device)]
         views = torch.cat([random_crop_flip(x, self.cfg.data.image_size) for _ in range(2)])  # (2B, 3, S, S)
-        t = text(*self._batch(idx))
-        r1, r2 = enc(views).chunk(2)
+        with self._autocast():
+            t = text(*self._batch(idx))
+            r1, r2 = enc(views).float().chunk(2)  # losses in float32
+            t_emb, prior = text.embed(t).float(), text.predict_representation(t).float()
         sem = self.semantics[idx.to(self.device)]
         target = losses.affinity_targets(sem @ sem.t(), tc.affinity_alpha, tc.affinity_temperature)
-        l_it = losses.soft_info_nce(r1, text.embed(t), target, tc.temperature)
+        l_it = losses.soft_info_nce(r1, t_emb, target, tc.temperature)
         l_ii = losses.soft_info_nce(r1, r2, target, tc.temperature)
         l_sem = 0.5 * (losses.cosine_distance(r1, sem) + losses.cosine_distance(r2, sem))
-        l_prior = losses.cosine_distance(text.predict_representation(t), r1.detach())
+        l_prior = losses.cosine_distance(prior, r1.detach())
         loss = l_it + tc.ssl_weight * l_ii + tc.semantic_weight * l_sem + l_prior
         for group in self.opt_enc.param_groups:
             group["lr"] = self._encoder_lr()
-        self.opt_enc.zero_grad(set_to_none=True)
-        loss.backward()
-        average_gradients([p for g in self.opt_enc.param_groups for p in g["params"]], self.world)
-        self.opt_enc.step()
+        self._step("enc", self.opt_enc, loss, [p for g in self.opt_enc.param_groups for p in g["params"]])
         return {"enc/image_text": l_it, "enc/image_image": l_ii, "enc/semantic": l_sem, "enc/prior": l_prior}
 
     def _encoder_lr(self) -> float:
@@ -158,40 +183,41 @@ class Trainer:
         z = torch.randn(real.shape[0], self.cfg.model.noise_dim, device=self.device)
         aug = lambda img: diff_augment(img, tc.diffaug) if tc.diffaug else img  # noqa: E731
         # D step: one pass over [real | real with wrong text | fake]
-        with torch.no_grad():
-            fake = G(z, t, r)
-        logits = D(aug(torch.cat([real, real, fake])), torch.cat([t, t_wrong, t]))
+        with self._autocast():
+            with torch.no_grad():
+                fake = G(z, t, r)
+            logits = D(aug(torch.cat([real, real, fake])), torch.cat([t, t_wrong, t])).float()
         d_real, d_wrong, d_fake = logits.chunk(3)
         d_loss = self.d_loss(d_real, d_wrong, d_fake, tc.mismatch_weight)
         out = {"gan/d_loss": d_loss, "gan/d_real": d_real.mean(), "gan/d_fake": d_fake.mean(),
                "gan/d_wrong": d_wrong.mean()}
         if tc.r1_gamma > 0 and self.state["step"] % tc.r1_every == 0:
-            real_r1 = real.detach().requires_grad_(True)
+            real_r1 = real.detach().requires_grad_(True)  # float32: the double backward stays unscaled
             r1 = losses.r1_penalty(D(aug(real_r1), t), real_r1)
             d_loss = d_loss + 0.5 * tc.r1_gamma * tc.r1_every * r1
             out["gan/r1"] = r1
-        self.opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        average_gradients(D.parameters(), self.world)
-        self.opt_d.step()
+        self._step("d", self.opt_d, d_loss, D.parameters())
         # G step
-        c, mu, logvar = G.condition(t)
-        fake = G.synthesize(z, c, r)
-        g_adv = self.g_loss(D(aug(fake), t))
-        kl = losses.kl_normal(mu, logvar)
-        distill = losses.cosine_distance(E(fake), r)
+        with self._autocast():
+            c, mu, logvar = G.condition(t)
+            fake = G.synthesize(z, c, r)
+            g_adv = self.g_loss(D(aug(fake), t).float())
+            distill = losses.cosine_distance(E(fake).float(), r)
+        kl = losses.kl_normal(mu.float(), logvar.float())
         g_loss = g_adv + tc.kl_weight * kl + tc.distill_weight * distill
-        self.opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        average_gradients(G.parameters(), self.world)
-        self.opt_g.step()
+        self._step("g", self.opt_g, g_loss, G.parameters())
         self._update_ema()
         out.update({"gan/g_adv": g_adv, "gan/kl": kl, "gan/distill": distill})
         return out
 
     @torch.no_grad()
     def _update_ema(self) -> None:
-        decay = self.cfg.train.ema_decay
+        """EMA of the generator's weights with a warm-up: the decay after n GAN steps is
+        min(train.ema_decay, (1 + n) / (10 + n)), so the average spans about the last n/9 steps early on
+        and never keeps much of the random initialisation. BatchNorm statistics are copied."""
+        n = self.state.get("gan_steps", 0)
+        self.state["gan_steps"] = n + 1
+        decay = ema_decay(self.cfg.train.ema_decay, n)
         ema_p, p = list(self.g_ema.parameters()), list(self.nets.generator.parameters())
         torch._foreach_lerp_(ema_p, p, 1.0 - decay)
         for b_ema, b in zip(self.g_ema.buffers(), self.nets.generator.buffers()):

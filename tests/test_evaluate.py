@@ -1,0 +1,149 @@
+"""The evaluation network, the metric table, and `python -m metrics.evaluate` on a real tiny run and on bad input."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from metrics.evaluator import EvaluatorSpec, load_or_train, stratified_holdout, train_evaluator
+from metrics.report import fmt, table_rows
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = EvaluatorSpec(epochs=6, width=8)
+
+
+def _env() -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled", "WANDB_SILENT": "true"}
+    env.pop("WANDB_DIR", None)
+    return env
+
+
+def _coloured(n_per_class: int = 12, seed: int = 0) -> tuple[torch.Tensor, np.ndarray]:
+    """3 classes of 72x72 uint8 images: a noisy red, green or blue field (a trivially learnable task)."""
+    g = torch.Generator().manual_seed(seed)
+    imgs, labels = [], []
+    for c, lab in enumerate((7, 3, 11)):
+        x = torch.randint(0, 60, (n_per_class, 3, 72, 72), generator=g)
+        x[:, c] += 180
+        imgs.append(x.to(torch.uint8))
+        labels += [lab] * n_per_class
+    return torch.cat(imgs), np.array(labels)
+
+
+def test_stratified_holdout_per_class():
+    y = np.array([1] * 20 + [2] * 10 + [3] * 2)
+    m = stratified_holdout(y, 0.1, seed=0)
+    assert (m[y == 1].sum(), m[y == 2].sum(), m[y == 3].sum()) == (2, 1, 0)  # classes with < 3 items keep all
+    assert np.array_equal(m, stratified_holdout(y, 0.1, seed=0)) and not np.array_equal(m, stratified_holdout(y, 0.1, 1))
+
+
+def test_evaluator_learns_a_separable_task_and_is_deterministic():
+    torch.set_num_threads(1)
+    x, y = _coloured()
+    a = train_evaluator(x, y, SMALL, log=lambda *_: None)
+    assert a.classes == [3, 7, 11] and a.info["n_holdout"] == 3 and a.info["chance"] == pytest.approx(1 / 3)
+    assert a.info["holdout_acc"] == 1.0
+    feats, pred = a.features_and_predictions(x)
+    assert feats.shape == (len(x), 4 * SMALL.width) and np.isfinite(feats).all()
+    assert np.mean(pred == y) > 0.9  # dataset labels, not logit indices
+    b = train_evaluator(x, y, SMALL, log=lambda *_: None)
+    assert all(torch.equal(p, q) for p, q in zip(a.net.state_dict().values(), b.net.state_dict().values()))
+    with pytest.raises(ValueError, match=">= 2 classes"):
+        train_evaluator(x[:12], y[:12], SMALL)
+
+
+def test_evaluator_cache_is_keyed_by_data_and_spec(tmp_path):
+    torch.set_num_threads(1)
+    x, y = _coloured(6)
+    path = tmp_path / "evaluator.pt"
+    first, cached = load_or_train(path, x, y, SMALL, log=lambda *_: None)
+    assert not cached and path.is_file()
+    again, cached = load_or_train(path, x, y, SMALL, log=lambda *_: None)
+    assert cached and np.allclose(again.features(x), first.features(x), atol=1e-6)
+    logs = []
+    _, cached = load_or_train(path, x, y, EvaluatorSpec(epochs=5, width=8), log=logs.append)  # another spec
+    assert not cached and "other data or settings" in logs[0]
+    path.write_bytes(b"garbage")
+    _, cached = load_or_train(path, x, y, SMALL, log=logs.append)  # unreadable: retrained, never trusted
+    assert not cached and any("cannot read" in line for line in logs)
+
+
+def test_table_shows_unavailable_with_reason_not_a_number():
+    report = {"encoder": {"all": {"knn_acc": 0.5, "n_classes": 25}, "train": {"unavailable": "too few"},
+                          "test": {"knn_acc": 0.9, "n_classes": 5}},
+              "baselines": {"color_histogram": {"all": {"knn_acc": 0.4}}, "random_cnn": {"all": {"knn_acc": 0.3}}},
+              "evaluator": {"unavailable": "the evaluator needs >= 2 classes, got 1"},
+              "generation": {"kid_evaluator": {"unavailable": "no evaluation network"},
+                             "kid_encoder": {"value": 0.01, "std": 0.001, "floor": 0.002, "floor_std": 0.0005}}}
+    rows = {r[0]: r for r in table_rows(report)}
+    assert rows["encoder kNN top-1, all (25 classes)"][1:3] == ("0.500", "colour hist / random CNN: 0.400 / 0.300")
+    assert rows["encoder kNN top-1, train (? classes)"][1] == "n/a (too few)"
+    assert rows["evaluator held-out accuracy (train classes)"][1].startswith("n/a (the evaluator needs")
+    assert rows["KID, evaluator space (test classes)"][1] == "n/a (no evaluation network)"
+    assert "real floor 0.0020" in rows["KID, encoder space (test classes)"][2]
+    assert fmt(None) == "n/a" and fmt(1e-5) == "1.00e-05"
+
+
+@pytest.fixture(scope="module")
+def tiny_run(mini_root, mini_cache, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("eval_runs")
+    cmd = [sys.executable, "run_experiment.py", "--config", "experiments/tiny.yaml", f"--data.cache={mini_cache}",
+           f"--data.root={mini_root}", f"--run.out_dir={out}", "--run.name=ev", "--train.threads=1",
+           "--train.device=cpu"]
+    proc = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out / "ev"
+
+
+def _evaluate(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "metrics.evaluate", *args], cwd=REPO, env=_env(),
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_evaluate_command_rewrites_eval_and_prints_the_table(tiny_run):
+    before = json.loads((tiny_run / "eval" / "metrics.json").read_text())
+    (tiny_run / "eval" / "metrics.json").unlink()
+    proc = _evaluate("--run", str(tiny_run), "--no-figures")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == str(tiny_run / "eval")
+    for words in ("kNN top-1", "colour hist / random CNN", "KID, evaluator space", "real floor", "R-precision",
+                  "MS-SSIM", "class consistency"):
+        assert words in proc.stdout, words
+    m = json.loads((tiny_run / "eval" / "metrics.json").read_text())
+    assert m["encoder"] == before["encoder"] and m["baselines"] == before["baselines"]  # deterministic
+    assert set(m["encoder"]) == set(m["baselines"]["random_cnn"]) == {"all", "train", "test"}
+    ev = m["evaluator"]
+    assert ev["n_classes"] == 20 and 0 <= ev["holdout_acc"] <= 1 and ev["chance"] == pytest.approx(0.05)
+    g = m["generation"]
+    for space in ("evaluator", "encoder"):
+        kid, fid = g[f"kid_{space}"], g[f"fid_{space}"]
+        assert {"value", "floor", "n_real", "n_fake"} <= set(kid) | set(fid) or "unavailable" in kid
+    assert m["runtime"]["evaluator_cached"] is True  # the end-of-run evaluation trained and cached it
+    for name in ("embeddings.npz", "samples.npz", "evaluator.pt"):
+        assert (tiny_run / "eval" / name).is_file()
+
+
+def test_evaluate_bad_input_names_the_file(tiny_run, tmp_path):
+    proc = _evaluate("--run", str(tmp_path / "nope"))
+    assert proc.returncode == 2 and "nope: run folder not found" in proc.stderr
+    (tmp_path / "empty" / "checkpoints").mkdir(parents=True)
+    proc = _evaluate("--run", str(tmp_path / "empty"))
+    assert proc.returncode == 2 and "no best.pt or last.pt" in proc.stderr
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    proc = _evaluate("--checkpoint", str(bad))
+    assert proc.returncode == 2 and str(bad) in proc.stderr
+    proc = _evaluate("--checkpoint", str(tiny_run / "checkpoints" / "best.pt"), "--cache", str(tmp_path / "x.h5"),
+                     "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2 and "x.h5" in proc.stderr and not (tmp_path / "out").exists()
+    ck = torch.load(tiny_run / "checkpoints" / "best.pt", weights_only=False)
+    ck["config"]["model"]["enc_width"] = 20  # networks no longer match the weights
+    torch.save(ck, tmp_path / "foreign.pt")
+    proc = _evaluate("--checkpoint", str(tmp_path / "foreign.pt"))
+    assert proc.returncode == 2 and "foreign.pt" in proc.stderr
