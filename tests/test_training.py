@@ -471,3 +471,12 @@ def test_mixed_precision_steps_train(amp, channels_last, mini_cache, tmp_path, o
 def test_bad_amp_value_is_rejected(mini_cache, tmp_path):
     with pytest.raises(ValueError, match="train.amp must be off, bf16 or fp16, got 'fp8'"):
         make_trainer(tiny_cfg(mini_cache, **{"train.amp": "fp8"}), tmp_path / "x")
+
+
+def test_ema_decay_warms_up_then_caps():
+    from training.trainer import ema_decay
+    d = [ema_decay(0.995, n) for n in range(5000)]
+    assert d[0] == pytest.approx(0.1) and d[90] == pytest.approx(0.91)
+    assert all(a <= b for a, b in zip(d, d[1:])) and max(d) == 0.995
+    # after 900 steps the random initialisation keeps a negligible weight (0.999 without warm-up kept ~41 %)
+    assert float(np.prod(d[:900])) < 1e-6 and 0.999 ** 900 > 0.4

@@ -78,8 +78,8 @@ def write_run_media(eval_dir: Path, real_images: np.ndarray, real_labels: np.nda
         if xyz is None:
             log(f"{name}: skipped (umap-learn not installed)")
             continue
-        fig = plot(xyz, labels, is_test, title=f"source-encoder embeddings of {len(labels):,} images, "
-                                                f"{name.split('_')[0].upper()}")
+        method = {"tsne_3d.png": "3-D t-SNE", "umap_2d.png": "2-D UMAP"}[name]
+        fig = plot(xyz, labels, is_test, title=f"source-encoder embeddings of {len(labels):,} images, {method}")
         fig.savefig(out / name, dpi=80)
         plt.close(fig)
         written[key] = out / name

@@ -63,6 +63,19 @@ def score(report: dict) -> float | None:
     return 0.5 * (knn + cons)
 
 
+def _print_param_table(table: list[dict]) -> None:
+    """The parameter table (total, trainable, size on disk, ratio to the encoder) as a rich table."""
+    from rich.console import Console
+    from rich.table import Table
+    t = Table(title="networks")
+    for col in ("network", "total params", "trainable", "size on disk", "/ encoder"):
+        t.add_column(col, justify="left" if col == "network" else "right")
+    for r in table:
+        t.add_row(r["network"], f"{r['total_params']:,}", f"{r['trainable_params']:,}",
+                  f"{r['size_on_disk_bytes'] / 2**20:.2f} MiB", f"{r['ratio_to_encoder']:.4f}")
+    Console(file=sys.stdout, width=None if sys.stdout.isatty() else 100).print(t)
+
+
 def _media(cfg: Config, data, eval_dir: Path, tracker, log) -> None:
     """Real-vs-generated grid (always) and t-SNE/UMAP figures (eval.figures) into eval/figures, then W&B."""
     from data_utils.augment import center_crop
@@ -123,6 +136,8 @@ def run(cfg: Config, log=print) -> dict:
     log("parameters: " + ", ".join(f"{r['network']}={r['total_params']:,}" for r in table)
         + f"; generator/encoder = {ratio:.4f}")
     tracker.log_table("params/table", table)
+    if rank == 0 and log is print:
+        _print_param_table(table)
 
     def _stop(signum, frame):
         log(f"received signal {signum}: finishing the current step and saving a checkpoint")
@@ -142,6 +157,9 @@ def run(cfg: Config, log=print) -> dict:
             report = evaluate(trainer.nets, data, cfg, run_dir / "eval", device, log=log)
             summary["eval_seconds"] = time.time() - t0
             summary[SWEEP_METRIC] = score(report)
+            if log is print:
+                from metrics.report import print_table
+                print_table(report)
             summary["eval/knn_all"] = report["encoder"]["all"].get("knn_acc")
             summary["eval/knn_test"] = report["encoder"]["test"].get("knn_acc")
             summary["eval/class_consistency"] = report["generation"].get("class_consistency_encoder_knn")
