@@ -53,15 +53,23 @@ class FlowerData:
 
     def all_images(self) -> ImageSet:
         """All images of the 25 selected classes (train, val, test), for embedding evaluation."""
-        sets = (self.train, self.val, self.test)
-        return ImageSet(torch.cat([s.images for s in sets]), torch.cat([s.labels for s in sets]),
-                        sum((s.names for s in sets), []), sum((s.captions for s in sets), []),
-                        torch.cat([s.tokens for s in sets]), torch.cat([s.lengths for s in sets]))
+        return concat_sets((self.train, self.val, self.test))
+
+    def train_class_images(self) -> ImageSet:
+        """All images of the 20 train classes (train, then val), e.g. for the evaluation network."""
+        return concat_sets((self.train, self.val))
 
     def split_record(self) -> dict:
         return {"train_classes": self.train_classes, "test_classes": self.test_classes,
                 "n_train": len(self.train), "n_val": len(self.val), "n_test": len(self.test),
                 "vocab_size": len(self.vocab)}
+
+
+def concat_sets(sets) -> ImageSet:
+    """The ImageSets of `sets` one after another, as one ImageSet."""
+    return ImageSet(torch.cat([s.images for s in sets]), torch.cat([s.labels for s in sets]),
+                    sum((s.names for s in sets), []), sum((s.captions for s in sets), []),
+                    torch.cat([s.tokens for s in sets]), torch.cat([s.lengths for s in sets]))
 
 
 def _limit(labels: np.ndarray, per_class: int) -> np.ndarray:

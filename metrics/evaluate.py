@@ -113,9 +113,11 @@ def _entry(fn, *args, **extra) -> dict:
 
 
 @torch.no_grad()
-def generation_report(nets, data, cfg, feats, labels, is_test, ev, device, log=print) -> tuple[dict, torch.Tensor, tuple]:
-    """Generation metrics from text alone (see metrics/report.py). Returns (report, samples uint8
-    (M, 3, 64, 64), (sample labels, sample captions)) for samples.npz."""
+def generation_report(nets, data, cfg, feats, labels, is_test, ev, tr_set, device,
+                      log=print) -> tuple[dict, torch.Tensor, tuple]:
+    """Generation metrics from text alone (see metrics/report.py); tr_set = data.train_class_images(), the
+    evaluator's training pool. Returns (report, samples uint8 (M, 3, 64, 64), (sample labels, sample
+    captions)) for samples.npz."""
     ec, zd, k = cfg.eval, cfg.model.noise_dim, cfg.eval.knn_k
     test, text = data.test, nets.text_encoder
     y_test, f_test = labels[is_test], feats[is_test]
@@ -160,7 +162,6 @@ def generation_report(nets, data, cfg, feats, labels, is_test, ev, device, log=p
     # 3) recognised as its (train) class by the evaluator: captions of the evaluator's hold-out images
     if ev and ev.info.get("holdout_acc") is not None:
         from .evaluator import stratified_holdout
-        tr_set = _train_class_set(data)
         hold = np.flatnonzero(stratified_holdout(tr_set.labels.numpy(), ev.spec.holdout_fraction, ev.spec.seed))
         h_idx, h_slots = one_caption_each(tr_set, hold.tolist(), torch.Generator().manual_seed(3))
         fake_h = _generate(nets, tr_set.tokens[h_idx, h_slots], tr_set.lengths[h_idx, h_slots], 1, zd, 3, device)
@@ -186,14 +187,6 @@ def generation_report(nets, data, cfg, feats, labels, is_test, ev, device, log=p
     return r, fake, (s_labels, s_caps)
 
 
-def _train_class_set(data):
-    """ImageSet of all train-class images (train split, then validation split)."""
-    from data_utils.dataset import ImageSet
-    a, b = data.train, data.val
-    return ImageSet(torch.cat([a.images, b.images]), torch.cat([a.labels, b.labels]), a.names + b.names,
-                    a.captions + b.captions, torch.cat([a.tokens, b.tokens]), torch.cat([a.lengths, b.lengths]))
-
-
 @torch.no_grad()
 def evaluate(nets, data, cfg, out_dir: Path, device="cpu", log=print, spec: EvaluatorSpec = EvaluatorSpec()) -> dict:
     """Compute every metric for `nets` (generator = EMA weights) on `data`; write eval files to out_dir."""
@@ -217,7 +210,7 @@ def evaluate(nets, data, cfg, out_dir: Path, device="cpu", log=print, spec: Eval
             "color_histogram": encoder_report(color_histogram_features(real_nhwc), labels, is_test, k=ec.knn_k),
             "random_cnn": encoder_report(random_cnn_features(real_nhwc, seed=0), labels, is_test, k=ec.knn_k)}
 
-    tr_set = _train_class_set(data)
+    tr_set = data.train_class_images()
     ev, cached = None, False
     try:
         ev, cached = load_or_train(out_dir / "evaluator.pt", tr_set.images, tr_set.labels.numpy(), spec, device, log)
@@ -226,7 +219,8 @@ def evaluate(nets, data, cfg, out_dir: Path, device="cpu", log=print, spec: Eval
     except ValueError as e:
         report["evaluator"] = {"unavailable": str(e)}
     with threadpool_limits(1, user_api="blas"):
-        gen_report, fake, (s_labels, s_caps) = generation_report(nets, data, cfg, feats, labels, is_test, ev, device, log)
+        gen_report, fake, (s_labels, s_caps) = generation_report(nets, data, cfg, feats, labels, is_test, ev, tr_set,
+                                                                 device, log)
     report["generation"] = gen_report
     report["params"] = {row["network"]: row["total_params"] for row in param_table(nets)}
     report["param_table"] = param_table(nets)

@@ -162,10 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     err = lambda *a: print(*a, file=sys.stderr)  # noqa: E731 - progress to stderr, the table to stdout
     report = evaluate(nets, data, cfg, out, device, log=err)
     if not args.no_figures:
-        from data_utils.augment import center_crop
         from tracking.media import write_run_media
-        real = center_crop(data.test.images, cfg.data.image_size).permute(0, 2, 3, 1).numpy()
-        write_run_media(out, real, data.test.labels.numpy(), log=err)
+        write_run_media(out, data.test, cfg.data.image_size, log=err)
     print_table(report)
     print(out)
     return 0

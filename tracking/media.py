@@ -43,24 +43,26 @@ def real_vs_generated_grid(fake: np.ndarray, fake_labels: np.ndarray, real: np.n
     return make_grid(torch.cat(cells), nrow=per_class, padding=2, pad_value=1.0)
 
 
-def write_run_media(eval_dir: Path, real_images: np.ndarray, real_labels: np.ndarray, projections: bool = True,
+def write_run_media(eval_dir: Path, test_set, image_size: int, projections: bool = True,
                     log=print) -> dict[str, Path]:
     """Write eval/figures/*.png from eval/samples.npz and eval/embeddings.npz; returns {key: png path}.
 
-    real_images: uint8 (R, 64, 64, 3) centre crops of the test-class photos, real_labels (R,).
+    test_set: the test-class ImageSet (its photos, centre-cropped to `image_size`, are the real rows).
     """
     import matplotlib
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     from analysis.figures import plot_embedding_2d, plot_embedding_3d
+    from analysis.loading import real_images
     from metrics.projection import tsne, umap_2d
     eval_dir = Path(eval_dir)
     out = eval_dir / "figures"
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     with np.load(eval_dir / "samples.npz") as z:
-        grid = real_vs_generated_grid(z["images"], z["labels"], real_images, real_labels)
+        real = real_images(test_set, range(len(test_set)), image_size)
+        grid = real_vs_generated_grid(z["images"], z["labels"], real, test_set.labels.numpy())
     written["eval/real_vs_generated"] = out / "real_vs_generated.png"
     save_image(grid, written["eval/real_vs_generated"])
     if not projections:

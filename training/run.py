@@ -78,11 +78,9 @@ def _print_param_table(table: list[dict]) -> None:
 
 def _media(cfg: Config, data, eval_dir: Path, tracker, log) -> None:
     """Real-vs-generated grid (always) and t-SNE/UMAP figures (eval.figures) into eval/figures, then W&B."""
-    from data_utils.augment import center_crop
     from tracking.media import log_run_media, write_run_media
     t0 = time.time()
-    real = center_crop(data.test.images, cfg.data.image_size).permute(0, 2, 3, 1).numpy()
-    written = write_run_media(eval_dir, real, data.test.labels.numpy(), projections=cfg.eval.figures, log=log)
+    written = write_run_media(eval_dir, data.test, cfg.data.image_size, projections=cfg.eval.figures, log=log)
     log_run_media(tracker, eval_dir, written)
     log(f"figures: {', '.join(p.name for p in written.values())} in {eval_dir / 'figures'} ({time.time() - t0:.1f}s)")
 
