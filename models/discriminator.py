@@ -29,7 +29,15 @@ class Discriminator(nn.Module):
         self.linear = spectral_norm(nn.Linear(8 * d, 1))
         self.text_proj = spectral_norm(nn.Linear(text_dim, 8 * d))
 
+    def features(self, img: torch.Tensor) -> torch.Tensor:
+        """img: (N, 3, 64, 64) -> (N, 8d) pooled image features h (text-independent)."""
+        return self.body(img).sum(dim=(2, 3))
+
+    def logits(self, h: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """h: (N, 8d) from `features`, text: (N, text_dim) -> (N,) logits. One `features` pass can be
+        scored against several captions (matching and mismatched) without re-running the conv body."""
+        return self.linear(h).squeeze(1) + (self.text_proj(text) * h).sum(1)
+
     def forward(self, img: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """img: (N, 3, 64, 64), text: (N, text_dim) -> (N,) logits."""
-        h = self.body(img).sum(dim=(2, 3))  # (N, 8d)
-        return self.linear(h).squeeze(1) + (self.text_proj(text) * h).sum(1)
+        return self.logits(self.features(img), text)

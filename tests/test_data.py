@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from data_utils import aelnouby, official
-from data_utils.augment import center_crop, random_crop_flip, to_float
+from data_utils.augment import center_crop, random_crop_flip, random_resized_crop, to_float
 from data_utils.cache import SCHEMA_DOC, SCHEMA_VERSION, load_cache, write_cache
 from data_utils.dataset import load_data
 from data_utils.prepare import prepare
@@ -608,6 +608,26 @@ def test_center_crop_and_range(mini_cache):
     for i in range(3):
         assert torch.equal(same[i], f[i]) or torch.equal(same[i], f[i].flip(-1))
 
+
+
+def test_random_resized_crop_geometry():
+    g0 = torch.Generator().manual_seed(1)
+    x = torch.randint(0, 256, (32, 3, 72, 72), dtype=torch.uint8, generator=g0)
+    # full area, square: the whole image resampled to 64 px, mirrored for about half the batch
+    full = random_resized_crop(x, 64, (1.0, 1.0), (1.0, 1.0), generator=torch.Generator().manual_seed(2))
+    ref = torch.nn.functional.interpolate(to_float(x), size=64, mode="bilinear", align_corners=False)
+    same = [(full[i] - ref[i]).abs().max() < 1e-4 for i in range(32)]
+    mirrored = [(full[i] - ref[i].flip(-1)).abs().max() < 1e-4 for i in range(32)]
+    assert all(a or b for a, b in zip(same, mirrored)) and any(same) and any(mirrored)
+    # a quadrant-sized crop of an image whose left and right halves differ sees only part of it
+    half = torch.zeros(32, 3, 72, 72, dtype=torch.uint8)
+    half[..., 36:] = 255
+    small = random_resized_crop(half, 64, (0.25, 0.25), (1.0, 1.0), generator=torch.Generator().manual_seed(3))
+    assert small.shape == (32, 3, 64, 64) and small.min() >= -1 and small.max() <= 1
+    assert (small.mean(dim=(1, 2, 3)).abs() > 0.2).any()  # some crops lie (mostly) on one side
+    assert small.is_contiguous(memory_format=torch.channels_last)
+    assert not torch.equal(full, random_resized_crop(x, 64, (1.0, 1.0), (1.0, 1.0),
+                                                     generator=torch.Generator().manual_seed(9)))
 
 # ----------------------------------------------------------------------------------------------- full data
 

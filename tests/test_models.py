@@ -134,6 +134,15 @@ def test_discriminator_logits_and_text_dependence():
     assert not torch.allclose(a, c)  # and on the image
 
 
+
+def test_discriminator_features_scored_against_several_captions():
+    d = Discriminator(width=8, text_dim=14).eval()
+    img, t, t2 = torch.rand(4, 3, 64, 64) * 2 - 1, torch.randn(4, 14), torch.randn(4, 14)
+    h = d.features(img)
+    assert h.shape == (4, 64)
+    assert torch.allclose(d.logits(h, t), d(img, t), atol=1e-6)  # one conv pass, any caption
+    assert torch.allclose(d.logits(h, t2), d(img, t2), atol=1e-6)
+
 # ---------------------------------------------------------------- parameter budget
 def _tiny_model_config() -> ModelConfig:
     cfg = Config()

@@ -480,3 +480,31 @@ def test_ema_decay_warms_up_then_caps():
     assert all(a <= b for a, b in zip(d, d[1:])) and max(d) == 0.995
     # after 900 steps the random initialisation keeps a negligible weight (0.999 without warm-up kept ~41 %)
     assert float(np.prod(d[:900])) < 1e-6 and 0.999 ** 900 > 0.4
+
+
+
+@pytest.mark.parametrize("text_rep_prob", [0.0, 1.0])
+def test_condition_uses_the_encoder_or_the_text_prior(text_rep_prob, mini_cache, tmp_path, one_thread):
+    cfg = tiny_cfg(mini_cache, **{"train.text_rep_prob": text_rep_prob})
+    trainer = make_trainer(cfg, tmp_path / "c")
+    text, enc = trainer.nets.text_encoder.eval(), trainer.nets.encoder.eval()
+    real, t, r = trainer._condition(torch.arange(trainer.bs))
+    with torch.no_grad():
+        expect = text.predict_representation(t) if text_rep_prob == 1 else enc(real)
+    assert torch.allclose(r, expect, atol=1e-5)
+
+
+def test_generator_step_leaves_discriminator_and_encoder_weights_without_gradients(mini_cache, tmp_path, one_thread):
+    trainer = make_trainer(tiny_cfg(mini_cache, **{"train.r1_every": 1}), tmp_path / "g")
+    trainer.state.update(stage="gan")
+    for m in (trainer.nets.text_encoder, trainer.nets.encoder):
+        m.eval().requires_grad_(False)
+    D = trainer.nets.discriminator
+    calls = []
+    for p in D.parameters():  # fires each time a backward computes this weight's gradient
+        p.register_hook(lambda g, calls=calls: calls.append(1))
+    out = trainer.gan_step(torch.arange(trainer.bs))
+    assert len(calls) == len(list(D.parameters()))  # once each: the D step's backward, not the G step's
+    assert all(p.requires_grad for p in D.parameters())  # restored after the G step
+    assert all(p.grad is None for p in trainer.nets.encoder.parameters())
+    assert all(math.isfinite(float(v.detach())) for v in out.values())

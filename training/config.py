@@ -53,8 +53,8 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # torch CPU threads; 0 = number of cores
     batch_size: int = 64
-    encoder_epochs: int = 60  # stage 1: label-free image-text contrastive + augmentation SSL
-    gan_epochs: int = 120  # stage 2: conditional GAN with the frozen encoder
+    encoder_epochs: int = 100  # stage 1: label-free image-text contrastive + augmentation SSL
+    gan_epochs: int = 100  # stage 2: conditional GAN with the frozen encoder
     lr_encoder: float = 2e-3
     lr_g: float = 2e-4
     lr_d: float = 2e-4
@@ -63,6 +63,7 @@ class TrainConfig:
     affinity_temperature: float = 0.1  # sharpness of the caption TF-IDF affinity
     semantic_weight: float = 2.0  # regress the representation onto the caption LSA of its image
     ssl_weight: float = 1.0  # weight of the image-image (augmentation) contrastive term
+    view_scale_min: float = 1.0  # encoder views: random resized crops of >= this area share; 1 = plain crops
     gan_loss: str = "hinge"  # hinge | bce
     diffaug: str = "color,translation,cutout"  # DiffAugment policy; "" disables
     r1_gamma: float = 0.1  # R1 gradient penalty on real images; 0 disables
@@ -76,7 +77,7 @@ class TrainConfig:
     log_every: int = 20  # steps between logged losses
     max_steps: int = 0  # >0: cut every epoch to this many steps (smoke tests, benchmarks)
     amp: str = "off"  # mixed precision for the training steps: off | bf16 | fp16 (fp16 with gradient scalers)
-    channels_last: bool = False  # NHWC memory layout for the conv nets (faster with CUDA tensor cores)
+    channels_last: bool = True  # NHWC memory layout for the conv nets (GAN step 840 -> 710 ms on the 2-core CPU)
 
 
 @dataclass

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torchvision.utils import save_image
 
-from data_utils.augment import center_crop, random_crop_flip
+from data_utils.augment import center_crop, random_crop_flip, random_resized_crop
 from data_utils.dataset import FlowerData, ImageSet
 from data_utils.text import Vocab, caption_semantics, tfidf_matrix
 
@@ -141,7 +141,7 @@ class Trainer:
     def encoder_step(self, idx: torch.Tensor) -> dict:
         tc, text, enc = self.cfg.train, self.nets.text_encoder, self.nets.encoder
         x = self.images[idx.to(self.device)]
-        views = torch.cat([random_crop_flip(x, self.cfg.data.image_size) for _ in range(2)])  # (2B, 3, S, S)
+        views = torch.cat([self._view(x) for _ in range(2)])  # (2B, 3, S, S)
         with self._autocast():
             t = text(*self._batch(idx))
             r1, r2 = enc(views).float().chunk(2)  # losses in float32
@@ -158,6 +158,11 @@ class Trainer:
         self._step("enc", self.opt_enc, loss, [p for g in self.opt_enc.param_groups for p in g["params"]])
         return {"enc/image_text": l_it, "enc/image_image": l_ii, "enc/semantic": l_sem, "enc/prior": l_prior}
 
+    def _view(self, x: torch.Tensor) -> torch.Tensor:
+        """One augmented view of uint8 images for the encoder stage (train.view_scale_min)."""
+        size, smin = self.cfg.data.image_size, self.cfg.train.view_scale_min
+        return random_crop_flip(x, size) if smin >= 1 else random_resized_crop(x, size, (smin, 1.0))
+
     def _encoder_lr(self) -> float:
         """Linear warm-up over the first epoch, then cosine decay to 0 over the encoder stage."""
         total = max(1, self.cfg.train.encoder_epochs * self.steps_per_epoch)
@@ -167,13 +172,18 @@ class Trainer:
 
     @torch.no_grad()
     def _condition(self, idx: torch.Tensor):
-        """Frozen encoders: real images (B, 3, S, S), text encodings (B, T) and source representations (B, D)."""
+        """Frozen encoders: real images (B, 3, S, S), text encodings (B, T) and source representations (B, D).
+
+        Each row's r is T's prior from the caption with probability train.text_rep_prob, else E(real
+        image); E runs only on the rows that use it (it is in eval mode, so rows are independent)."""
         tc, text, enc = self.cfg.train, self.nets.text_encoder, self.nets.encoder
         real = random_crop_flip(self.images[idx.to(self.device)], self.cfg.data.image_size)
         t = text(*self._batch(idx))
-        r = enc(real)
-        use_text = (torch.rand(r.shape[0], 1, device=r.device) < tc.text_rep_prob)
-        r = torch.where(use_text, text.predict_representation(t), r)
+        use_text = torch.rand(real.shape[0], device=self.device) < tc.text_rep_prob
+        r = text.predict_representation(t)
+        rows = torch.nonzero(~use_text).squeeze(1)
+        if len(rows):
+            r[rows] = enc(real[rows]).to(r.dtype)
         return real, t, r
 
     def gan_step(self, idx: torch.Tensor) -> dict:
@@ -182,12 +192,15 @@ class Trainer:
         t_wrong = t.roll(1, dims=0)  # another image's caption
         z = torch.randn(real.shape[0], self.cfg.model.noise_dim, device=self.device)
         aug = lambda img: diff_augment(img, tc.diffaug) if tc.diffaug else img  # noqa: E731
-        # D step: one pass over [real | real with wrong text | fake]
+        # D step: one conv pass over [real | fake]; the real features are scored with their own caption
+        # and with another image's (matching-aware D). The fake keeps its graph: the D step does not
+        # change G, so the G step below reuses it (with a fresh augmentation) instead of re-running G.
         with self._autocast():
-            with torch.no_grad():
-                fake = G(z, t, r)
-            logits = D(aug(torch.cat([real, real, fake])), torch.cat([t, t_wrong, t])).float()
-        d_real, d_wrong, d_fake = logits.chunk(3)
+            c, mu, logvar = G.condition(t)
+            fake = G.synthesize(z, c, r)
+            h_real, h_fake = D.features(aug(torch.cat([real, fake.detach()]))).chunk(2)
+            d_real, d_wrong, d_fake = (D.logits(h, tt).float() for h, tt in
+                                       ((h_real, t), (h_real, t_wrong), (h_fake, t)))
         d_loss = self.d_loss(d_real, d_wrong, d_fake, tc.mismatch_weight)
         out = {"gan/d_loss": d_loss, "gan/d_real": d_real.mean(), "gan/d_fake": d_fake.mean(),
                "gan/d_wrong": d_wrong.mean()}
@@ -197,12 +210,12 @@ class Trainer:
             d_loss = d_loss + 0.5 * tc.r1_gamma * tc.r1_every * r1
             out["gan/r1"] = r1
         self._step("d", self.opt_d, d_loss, D.parameters())
-        # G step
+        # G step: gradients flow through D and E to the image only (their weights need none)
+        D.requires_grad_(False)
         with self._autocast():
-            c, mu, logvar = G.condition(t)
-            fake = G.synthesize(z, c, r)
             g_adv = self.g_loss(D(aug(fake), t).float())
             distill = losses.cosine_distance(E(fake).float(), r)
+        D.requires_grad_(True)
         kl = losses.kl_normal(mu.float(), logvar.float())
         g_loss = g_adv + tc.kl_weight * kl + tc.distill_weight * distill
         self._step("g", self.opt_g, g_loss, G.parameters())
