@@ -10,7 +10,7 @@ Measures, at the config's batch size (64) and resolution (64x64):
   - the data pipeline per batch (uint8 crop/flip + caption sampling from memory);
   - peak memory (CPU max RSS; CUDA max allocated when on a GPU);
   - the cost of validation, sample grids, checkpoints and the final evaluation, and from all of these the
-    projected wall time of the config (experiments/default.yaml: 60 encoder + 140 GAN epochs);
+    projected wall time of the config (experiments/default.yaml: 100 encoder + 100 GAN epochs);
   - the reference pipeline (benchmarks/reference.py: the base repo's GAN-CLS step with per-item JPEG
     decoding) on the same machine, and the ratio ours / reference of full GAN-step images/s.
 Writes everything to --json FILE and prints a table. --quick: a few steps per measurement (for tests).

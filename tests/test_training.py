@@ -508,3 +508,31 @@ def test_generator_step_leaves_discriminator_and_encoder_weights_without_gradien
     assert all(p.requires_grad for p in D.parameters())  # restored after the G step
     assert all(p.grad is None for p in trainer.nets.encoder.parameters())
     assert all(math.isfinite(float(v.detach())) for v in out.values())
+
+
+def test_compiled_steps_match_eager(mini_cache, tmp_path, one_thread):
+    """train.compile=true (torch.compile of the encoder and the generator's synthesis, real inductor
+    backend) trains and gives the eager losses for the same seed."""
+    results = {}
+    for compiled in (False, True):
+        cfg = tiny_cfg(mini_cache, **{"train.compile": compiled})
+        trainer = make_trainer(cfg, tmp_path / str(compiled))
+        idx = torch.arange(trainer.bs)
+        torch.manual_seed(5)
+        enc = trainer.encoder_step(idx)
+        trainer.state.update(stage="gan")
+        for m in (trainer.nets.text_encoder, trainer.nets.encoder):
+            m.eval().requires_grad_(False)
+        gan = trainer.gan_step(idx)
+        results[compiled] = {k: float(v.detach()) for k, v in {**enc, **gan}.items()}
+    assert all(math.isfinite(v) for v in results[True].values())
+    for k, v in results[False].items():
+        assert results[True][k] == pytest.approx(v, rel=1e-2, abs=1e-3), k  # fused kernels round differently
+
+
+def test_reuse_freed_memory_is_applied_with_glibc():
+    import platform
+    import sys
+    from training.host_memory import reuse_freed_memory
+    glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert reuse_freed_memory() is glibc

@@ -78,6 +78,8 @@ class TrainConfig:
     max_steps: int = 0  # >0: cut every epoch to this many steps (smoke tests, benchmarks)
     amp: str = "off"  # mixed precision for the training steps: off | bf16 | fp16 (fp16 with gradient scalers)
     channels_last: bool = True  # NHWC memory layout for the conv nets (GAN step 840 -> 710 ms on the 2-core CPU)
+    compile: bool = False  # torch.compile the source encoder and the generator's synthesis in the training steps
+    reuse_host_memory: bool = True  # keep freed CPU tensor memory for the next step (glibc; see training/host_memory.py)
 
 
 @dataclass

@@ -85,8 +85,10 @@ def _media(cfg: Config, data, eval_dir: Path, tracker, log) -> None:
     log(f"figures: {', '.join(p.name for p in written.values())} in {eval_dir / 'figures'} ({time.time() - t0:.1f}s)")
 
 
-def run(cfg: Config, log=print) -> dict:
-    """Train (or resume) and evaluate one run; returns the summary that is also written to summary.json."""
+def run(cfg: Config, log=print, tables: bool = True) -> dict:
+    """Train (or resume) and evaluate one run; returns the summary that is also written to summary.json.
+
+    log: one-line progress messages; tables: also print the rich parameter and evaluation tables on stdout."""
     from data_utils.dataset import load_data
     from data_utils.text import Vocab
     from metrics.evaluate import evaluate
@@ -96,7 +98,7 @@ def run(cfg: Config, log=print) -> dict:
     from .distributed import broadcast_object, setup, teardown
     rank, world = setup()
     if rank != 0:
-        log = lambda *a, **k: None  # noqa: E731 - only rank 0 speaks
+        log, tables = (lambda *a, **k: None), False  # only rank 0 speaks
     ckpt = None
     if cfg.run.resume:
         ckpt = load_checkpoint(Path(cfg.run.resume))
@@ -134,7 +136,7 @@ def run(cfg: Config, log=print) -> dict:
     log("parameters: " + ", ".join(f"{r['network']}={r['total_params']:,}" for r in table)
         + f"; generator/encoder = {ratio:.4f}")
     tracker.log_table("params/table", table)
-    if rank == 0 and log is print:
+    if tables:
         _print_param_table(table)
 
     def _stop(signum, frame):
@@ -155,7 +157,7 @@ def run(cfg: Config, log=print) -> dict:
             report = evaluate(trainer.nets, data, cfg, run_dir / "eval", device, log=log)
             summary["eval_seconds"] = time.time() - t0
             summary[SWEEP_METRIC] = score(report)
-            if log is print:
+            if tables:
                 from metrics.report import print_table
                 print_table(report)
             summary["eval/knn_all"] = report["encoder"]["all"].get("knn_acc")

@@ -29,6 +29,7 @@ from data_utils.text import Vocab, caption_semantics, tfidf_matrix
 from . import losses
 from .checkpoint import rng_state, save_checkpoint, set_rng_state
 from .diffaug import diff_augment
+from .host_memory import reuse_freed_memory
 from .distributed import any_process, average_gradients, broadcast_buffers
 from .networks import build_networks
 
@@ -48,6 +49,8 @@ class Trainer:
         self.cfg, self.data, self.run_dir, self.device, self.log = cfg, data, Path(run_dir), device, log
         self.tracker, self.rank, self.world = tracker, rank, world
         tc = cfg.train
+        if tc.reuse_host_memory:
+            reuse_freed_memory()  # CPU steps ~20 % faster; process-wide, nothing computed changes
         torch.manual_seed(tc.seed)
         np.random.seed(tc.seed)
         self.nets = build_networks(cfg.model, len(data.vocab)).to(device)  # identical on every process
@@ -67,6 +70,11 @@ class Trainer:
         if tc.channels_last:
             for _, m in self.nets.items():
                 m.to(memory_format=torch.channels_last)
+        # The conv-heavy forward passes of the training steps, optionally compiled (train.compile). D stays
+        # eager: the R1 penalty's double backward is not supported through compiled graphs.
+        self.enc_fwd, self.synth_fwd = self.nets.encoder, self.nets.generator.synthesize
+        if tc.compile:
+            self.enc_fwd, self.synth_fwd = torch.compile(self.enc_fwd), torch.compile(self.synth_fwd)
         self.images = data.train.images.to(device)
         tfidf = tfidf_matrix(data.train.captions, data.vocab)  # (N, V) word statistics of each image's captions
         self.semantics = caption_semantics(tfidf, cfg.model.embed_dim, tc.seed).to(device)  # (N, D) LSA targets
@@ -139,7 +147,7 @@ class Trainer:
         return tokens.to(self.device), lengths.to(self.device)
 
     def encoder_step(self, idx: torch.Tensor) -> dict:
-        tc, text, enc = self.cfg.train, self.nets.text_encoder, self.nets.encoder
+        tc, text, enc = self.cfg.train, self.nets.text_encoder, self.enc_fwd
         x = self.images[idx.to(self.device)]
         views = torch.cat([self._view(x) for _ in range(2)])  # (2B, 3, S, S)
         with self._autocast():
@@ -176,7 +184,7 @@ class Trainer:
 
         Each row's r is T's prior from the caption with probability train.text_rep_prob, else E(real
         image); E runs only on the rows that use it (it is in eval mode, so rows are independent)."""
-        tc, text, enc = self.cfg.train, self.nets.text_encoder, self.nets.encoder
+        tc, text, enc = self.cfg.train, self.nets.text_encoder, self.enc_fwd
         real = random_crop_flip(self.images[idx.to(self.device)], self.cfg.data.image_size)
         t = text(*self._batch(idx))
         use_text = torch.rand(real.shape[0], device=self.device) < tc.text_rep_prob
@@ -187,7 +195,7 @@ class Trainer:
         return real, t, r
 
     def gan_step(self, idx: torch.Tensor) -> dict:
-        tc, G, D, E = self.cfg.train, self.nets.generator, self.nets.discriminator, self.nets.encoder
+        tc, G, D, E = self.cfg.train, self.nets.generator, self.nets.discriminator, self.enc_fwd
         real, t, r = self._condition(idx)
         t_wrong = t.roll(1, dims=0)  # another image's caption
         z = torch.randn(real.shape[0], self.cfg.model.noise_dim, device=self.device)
@@ -197,7 +205,7 @@ class Trainer:
         # change G, so the G step below reuses it (with a fresh augmentation) instead of re-running G.
         with self._autocast():
             c, mu, logvar = G.condition(t)
-            fake = G.synthesize(z, c, r)
+            fake = self.synth_fwd(z, c, r)
             h_real, h_fake = D.features(aug(torch.cat([real, fake.detach()]))).chunk(2)
             d_real, d_wrong, d_fake = (D.logits(h, tt).float() for h, tt in
                                        ((h_real, t), (h_real, t_wrong), (h_fake, t)))
