@@ -117,6 +117,7 @@ def test_evaluate_command_rewrites_eval_and_prints_the_table(tiny_run):
         assert words in proc.stdout, words
     m = json.loads((tiny_run / "eval" / "metrics.json").read_text())
     assert m["encoder"] == before["encoder"] and m["baselines"] == before["baselines"]  # deterministic
+    assert m["param_table"] == before["param_table"]  # the run's own evaluation rebuilt the networks the same way
     assert set(m["encoder"]) == set(m["baselines"]["random_cnn"]) == {"all", "train", "test"}
     ev = m["evaluator"]
     assert ev["n_classes"] == 20 and 0 <= ev["holdout_acc"] <= 1 and ev["chance"] == pytest.approx(0.05)

@@ -153,6 +153,8 @@ def run(cfg: Config, log=print, tables: bool = True) -> dict:
             for name, m in trainer.nets.items():
                 m.load_state_dict(best["networks"][name])
             trainer.nets.generator.load_state_dict(best["g_ema"])
+            for _, m in trainer.nets.items():  # evaluate the networks as `python -m metrics.evaluate` rebuilds them
+                m.to(memory_format=torch.contiguous_format).requires_grad_(True)  # (same numbers, same table)
             t0 = time.time()
             report = evaluate(trainer.nets, data, cfg, run_dir / "eval", device, log=log)
             summary["eval_seconds"] = time.time() - t0
