@@ -263,8 +263,7 @@ def run_benchmark(cfg, device: torch.device, s: dict, jpg_dir: Path, tmp: Path, 
     step_ms["encoder_step"] = 1000 * float(np.median(t))
 
     # ---- stage 2: GAN step (encoders frozen, as in Trainer.run_stage); R1 runs on 1 step in r1_every
-    text.eval().requires_grad_(False)
-    enc.eval().requires_grad_(False)
+    tr.set_stage_modes("gan")
     tr.state.update(stage="gan", stage_epoch=0, step_in_epoch=0, step=0)
     every = cfg.train.r1_every if cfg.train.r1_gamma > 0 else 1
     gan_steps = every * math.ceil(s["gan_steps"] / every)  # whole R1 periods

@@ -482,7 +482,6 @@ def test_ema_decay_warms_up_then_caps():
     assert float(np.prod(d[:900])) < 1e-6 and 0.999 ** 900 > 0.4
 
 
-
 @pytest.mark.parametrize("text_rep_prob", [0.0, 1.0])
 def test_condition_uses_the_encoder_or_the_text_prior(text_rep_prob, mini_cache, tmp_path, one_thread):
     cfg = tiny_cfg(mini_cache, **{"train.text_rep_prob": text_rep_prob})
@@ -497,8 +496,7 @@ def test_condition_uses_the_encoder_or_the_text_prior(text_rep_prob, mini_cache,
 def test_generator_step_leaves_discriminator_and_encoder_weights_without_gradients(mini_cache, tmp_path, one_thread):
     trainer = make_trainer(tiny_cfg(mini_cache, **{"train.r1_every": 1}), tmp_path / "g")
     trainer.state.update(stage="gan")
-    for m in (trainer.nets.text_encoder, trainer.nets.encoder):
-        m.eval().requires_grad_(False)
+    trainer.set_stage_modes("gan")
     D = trainer.nets.discriminator
     calls = []
     for p in D.parameters():  # fires each time a backward computes this weight's gradient
@@ -521,8 +519,7 @@ def test_compiled_steps_match_eager(mini_cache, tmp_path, one_thread):
         torch.manual_seed(5)
         enc = trainer.encoder_step(idx)
         trainer.state.update(stage="gan")
-        for m in (trainer.nets.text_encoder, trainer.nets.encoder):
-            m.eval().requires_grad_(False)
+        trainer.set_stage_modes("gan")
         gan = trainer.gan_step(idx)
         results[compiled] = {k: float(v.detach()) for k, v in {**enc, **gan}.items()}
     assert all(math.isfinite(v) for v in results[True].values())

@@ -333,12 +333,16 @@ class Trainer:
                                     f"{self.state['step']}; stopping. Checkpoints written before this "
                                     f"point are kept in {self.run_dir / 'checkpoints'}")
 
+    def set_stage_modes(self, stage: str) -> None:
+        """The encoders train in stage "encoder" and are frozen (eval mode, no gradients) in stage "gan"."""
+        frozen = stage == "gan"
+        for m in (self.nets.text_encoder, self.nets.encoder):
+            m.train(not frozen).requires_grad_(not frozen)
+
     def run_stage(self, stage: str, epochs: int) -> None:
         st, tc = self.state, self.cfg.train
         step_fn = self.encoder_step if stage == "encoder" else self.gan_step
-        frozen = stage == "gan"
-        self.nets.text_encoder.train(not frozen).requires_grad_(not frozen)
-        self.nets.encoder.train(not frozen).requires_grad_(not frozen)
+        self.set_stage_modes(stage)
         while st["stage_epoch"] < epochs:
             if st["perm"] is None:  # the same order on every process
                 g = torch.Generator().manual_seed(tc.seed * 100_003 + st["epoch"])
