@@ -27,8 +27,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
         return 0
+    from training.checkpoint import CheckpointError
     from training.run import run
-    summary = run(cfg)
+    try:
+        summary = run(cfg)
+    except (CheckpointError, ConfigError) as e:  # --run.resume / --train.encoders_from name an unusable file
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(summary["run_dir"])
     return 0 if summary.get("status") in ("finished", "interrupted") else 1
 

@@ -55,3 +55,21 @@ def random_resized_crop(x: torch.Tensor, size: int, scale: tuple[float, float] =
     grid = F.affine_grid(theta.to(x.device), [n, x.shape[1], size, size], align_corners=False)
     out = F.grid_sample(to_float(x), grid, mode="bilinear", padding_mode="reflection", align_corners=False)
     return out.contiguous(memory_format=torch.channels_last)  # the layout random_crop_flip gives (faster convs)
+
+
+def color_jitter(x: torch.Tensor, strength: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """float (N, 3, H, W) in [-1, 1] -> same: per image, brightness, contrast and saturation scaled by random
+    factors in [1 - strength, 1 + strength] (hue is kept: a flower's colour is what tells classes apart)."""
+    if strength <= 0:
+        return x
+    n = x.shape[0]
+
+    def factor():
+        return (1 + (torch.rand(n, 1, 1, 1, generator=generator) * 2 - 1) * strength).to(x.device, x.dtype)
+
+    x = (x + 1) * factor() - 1  # brightness (scales [0, 2] intensities)
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = (x - mean) * factor() + mean  # contrast
+    gray = x.mean(dim=1, keepdim=True)
+    x = (x - gray) * factor() + gray  # saturation
+    return x.clamp(-1, 1)

@@ -100,3 +100,28 @@ def test_quick_benchmark_writes_json(mini_root: Path, mini_cache: Path, tmp_path
         _positive_finite(pr[key], f"projection.{key}")
     assert math.isclose(sum(pr[k] for k in parts) / 60, res["projected_default_minutes"], rel_tol=1e-9)
     assert str(REPO) not in out.read_text()  # no absolute paths of this machine in the results
+
+
+def test_encoder_variants_scores_each_variant_and_reports_a_broken_one(mini_cache, tmp_path):
+    cfg = yaml.safe_load((REPO / "experiments" / "tiny.yaml").read_text())
+    cfg["data"]["cache"] = str(mini_cache)
+    cfg["train"].update(threads=1, device="cpu")
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(cfg))
+    (tmp_path / "variants.yaml").write_text("seed1: {train.seed: 1}\nbroken: {train.nope: 1}\n")
+    out = tmp_path / "variants"
+    cmd = [sys.executable, "benchmarks/encoder_variants.py", str(tmp_path / "variants.yaml"),
+           "--config", str(tmp_path / "tiny.yaml"), "--parallel", "2", "--out", str(out)]
+    env = {**os.environ, **ONE_THREAD, "WANDB_MODE": "disabled"}
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = {r["variant"]: r for r in map(json.loads, (out / "results.jsonl").read_text().splitlines())}
+    assert set(rows) == {"seed1", "broken"}
+    assert "train.nope" in rows["broken"]["error"]
+    ok = rows["seed1"]
+    for key in ("all_knn_acc", "train_knn_acc", "test_knn_acc", "all_linear_acc", "test_linear_acc"):
+        assert 0.0 <= ok[key] <= 1.0, key
+    assert ok["encoder_epochs"] == 1 and ok["device"] == "cpu" and ok["machine"]
+    assert [row[0] for row in ok["curve_epoch_knn_all_knn_test"]] == [1]  # eval_every 1: one monitor point
+    assert (out / "seed1" / "checkpoints" / "last.pt").is_file()  # usable as train.encoders_from
+    again = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 2 and "seed1" in again.stdout  # refuses to mix results into an old folder

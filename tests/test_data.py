@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from data_utils import aelnouby, official
-from data_utils.augment import center_crop, random_crop_flip, random_resized_crop, to_float
+from data_utils.augment import center_crop, color_jitter, random_crop_flip, random_resized_crop, to_float
 from data_utils.cache import SCHEMA_DOC, SCHEMA_VERSION, load_cache, write_cache
 from data_utils.dataset import load_data
 from data_utils.prepare import prepare
@@ -628,6 +628,21 @@ def test_random_resized_crop_geometry():
     assert small.is_contiguous(memory_format=torch.channels_last)
     assert not torch.equal(full, random_resized_crop(x, 64, (1.0, 1.0), (1.0, 1.0),
                                                      generator=torch.Generator().manual_seed(9)))
+
+
+def test_color_jitter_changes_intensity_but_not_hue():
+    x = to_float(torch.randint(0, 256, (64, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)))
+    assert color_jitter(x, 0.0) is x
+    y = color_jitter(x, 0.4, generator=torch.Generator().manual_seed(1))
+    assert y.shape == x.shape and y.min() >= -1 and y.max() <= 1
+    scale = (y.std(dim=(1, 2, 3)) / x.std(dim=(1, 2, 3)))  # per-image contrast changed, differently per image
+    assert (scale - 1).abs().max() > 0.05 and scale.std() > 0.01
+    # hue kept: per pixel, the order of R, G, B never flips (clamping may only make two equal)
+    for a, b in ((0, 1), (1, 2), (0, 2)):
+        assert ((x[:, a] > x[:, b]) & (y[:, a] < y[:, b])).sum() == 0
+    gray = x[:, :1].expand(-1, 3, -1, -1)  # a gray image stays gray
+    g = color_jitter(gray, 0.4, generator=torch.Generator().manual_seed(2))
+    assert (g - g[:, :1]).abs().max() < 1e-6
 
 # ----------------------------------------------------------------------------------------------- full data
 

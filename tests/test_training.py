@@ -533,3 +533,64 @@ def test_reuse_freed_memory_is_applied_with_glibc():
     from training.host_memory import reuse_freed_memory
     glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
     assert reuse_freed_memory() is glibc
+
+
+# ---------------------------------------------------------------- stage 2 from another run's encoders
+def test_encoders_from_skips_stage_one_and_keeps_those_encoders(smoke_run, mini_root, mini_cache, tmp_path):
+    src_dir, _ = smoke_run
+    out = tmp_path / "runs"
+    proc = run_cli(["--config", TINY, *_common(mini_root, mini_cache, out), "--run.name=gan-only",
+                    f"--train.encoders_from={src_dir}", "--model.g_width=12", "--train.gan_epochs=1"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_dir = out / "gan-only"
+    assert "stage 1 skipped" in proc.stdout
+    cfg = from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
+    assert cfg.train.encoders_from == str(src_dir / "checkpoints" / "best.pt") and cfg.train.encoder_epochs == 1
+    rows = read_stats(run_dir)
+    assert {r["stage"] for r in rows} == {"gan"}  # no encoder step ran
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["epochs"] == 1 + 1  # the source's encoder epoch counts
+    src, new = load_checkpoint(src_dir / "checkpoints" / "best.pt"), load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    for name in ("encoder", "text_encoder"):
+        for k, v in src["networks"][name].items():
+            assert torch.equal(v, new["networks"][name][k]), f"{name}.{k} changed"
+    assert new["vocab"] == src["vocab"]
+    g_src, g_new = (sum(v.numel() for v in c["networks"]["generator"].values()) for c in (src, new))
+    assert g_src != g_new  # the other generator width was built
+    a = np.load(src_dir / "eval" / "embeddings.npz")["features"]
+    b = np.load(run_dir / "eval" / "embeddings.npz")["features"]
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)  # same encoder -> same embeddings
+
+
+def test_encoders_from_refuses_what_does_not_fit(smoke_run, mini_root, mini_cache, tmp_path, one_thread):
+    from training.checkpoint import CheckpointError
+    from training.run import adopt_encoder_stage
+    src_dir, _ = smoke_run
+    out = tmp_path / "runs"
+    proc = run_cli(["--config", TINY, *_common(mini_root, mini_cache, out), "--run.name=x",
+                    f"--train.encoders_from={src_dir}", "--model.embed_dim=16"])
+    assert proc.returncode == 2 and "model.embed_dim = 32 (here 16)" in proc.stderr and "best.pt" in proc.stderr
+    assert not (out / "x").exists()  # nothing written
+    proc = run_cli(["--config", TINY, *_common(mini_root, mini_cache, out), "--run.name=x",
+                    f"--train.encoders_from={tmp_path / 'nothing'}"])
+    assert proc.returncode == 2 and "nothing" in proc.stderr and "not found" in proc.stderr
+
+    cfg = tiny_cfg(mini_cache)
+    cfg.train.gan_epochs = 200  # + the source's 1 encoder epoch
+    with pytest.raises(CheckpointError, match="200-epoch budget"):
+        adopt_encoder_stage(cfg, src_dir)
+    half = make_trainer(tiny_cfg(mini_cache, **{"train.encoder_epochs": 2}), tmp_path / "half")
+    half.run_stage("encoder", 1)  # stage 1 cut after one of its two epochs
+    with pytest.raises(CheckpointError, match="not finished"):
+        adopt_encoder_stage(tiny_cfg(mini_cache), tmp_path / "half")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_best_checkpoint_loaded_onto_the_gpu_restores_rng(smoke_run):
+    """run() loads best.pt with map_location=cuda before evaluating; the RNG states must still restore."""
+    from training.checkpoint import set_rng_state
+    ckpt = load_checkpoint(smoke_run[0] / "checkpoints" / "best.pt", map_location="cuda")
+    set_rng_state(ckpt["rng"])
+    a = torch.rand(3)
+    set_rng_state(ckpt["rng"])
+    assert torch.equal(a, torch.rand(3))

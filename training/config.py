@@ -55,6 +55,7 @@ class TrainConfig:
     batch_size: int = 64
     encoder_epochs: int = 100  # stage 1: label-free image-text contrastive + augmentation SSL
     gan_epochs: int = 100  # stage 2: conditional GAN with the frozen encoder
+    encoders_from: str = ""  # run dir or checkpoint: skip stage 1 and start stage 2 with its trained encoders
     lr_encoder: float = 2e-3
     lr_g: float = 2e-4
     lr_d: float = 2e-4
@@ -64,6 +65,7 @@ class TrainConfig:
     semantic_weight: float = 2.0  # regress the representation onto the caption LSA of its image
     ssl_weight: float = 1.0  # weight of the image-image (augmentation) contrastive term
     view_scale_min: float = 1.0  # encoder views: random resized crops of >= this area share; 1 = plain crops
+    view_jitter: float = 0.0  # encoder views: brightness/contrast/saturation factors in [1 - x, 1 + x]; 0 = off
     gan_loss: str = "hinge"  # hinge | bce
     diffaug: str = "color,translation,cutout"  # DiffAugment policy; "" disables
     r1_gamma: float = 0.1  # R1 gradient penalty on real images; 0 disables

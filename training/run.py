@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from .checkpoint import load_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint
 from .config import Config, from_dict, to_dict
 from .trainer import NonFiniteLoss, Trainer
 
@@ -51,6 +51,44 @@ def ensure_cache(cfg: Config, log=print) -> None:
     if Path(cfg.data.cache).is_file() and not cfg.data.root and not os.environ.get("OXFORD102_DIR"):
         return  # a cache exists and no source was named: use it as it is
     prepare(resolve_data_root(cfg.data.root), Path(cfg.data.cache), log=log)
+
+
+ENCODER_KEYS = ("model.embed_dim", "model.enc_width", "model.text_width", "model.text_dim", "data.seed",
+                "data.n_train_classes", "data.n_test_classes", "data.val_fraction", "data.image_size",
+                "data.max_caption_len", "data.min_word_count", "data.limit_per_class")
+
+
+def encoders_checkpoint(path: Path) -> Path:
+    """A run directory -> its checkpoints/best.pt (stage 2 never changes the encoders), or last.pt when
+    it has no best.pt (an encoder-only run of benchmarks/encoder_variants.py); a file as it is."""
+    if not path.is_dir():
+        return path
+    best = path / "checkpoints" / "best.pt"
+    return best if best.is_file() else path / "checkpoints" / "last.pt"
+
+
+def adopt_encoder_stage(cfg: Config, path: Path) -> dict:
+    """train.encoders_from: check that `path`'s checkpoint finished stage 1 with this config's data and
+    encoder settings (ENCODER_KEYS), and record its stage-1 epochs as this run's train.encoder_epochs (the
+    200-epoch budget counts them). Returns the checkpoint; raises CheckpointError naming the file and key."""
+    ckpt_path = encoders_checkpoint(path)
+    ckpt = load_checkpoint(ckpt_path)
+    src, st = from_dict(ckpt["config"]), ckpt["state"]
+    if st["stage"] == "encoder" and st["stage_epoch"] < src.train.encoder_epochs:
+        raise CheckpointError(f"{ckpt_path}: its encoder stage is not finished (epoch {st['stage_epoch']} of "
+                              f"{src.train.encoder_epochs}); resume it or pick another train.encoders_from")
+    here, there = to_dict(cfg), to_dict(src)
+    differ = [(k, there[k.split(".")[0]][k.split(".")[1]], here[k.split(".")[0]][k.split(".")[1]])
+              for k in ENCODER_KEYS]
+    differ = [f"{k} = {a!r} (here {b!r})" for k, a, b in differ if a != b]
+    if differ:
+        raise CheckpointError(f"{ckpt_path}: its encoders were trained with {', '.join(differ)}")
+    if src.train.encoder_epochs + cfg.train.gan_epochs > 200:
+        raise CheckpointError(f"{ckpt_path}: its {src.train.encoder_epochs} encoder epochs + train.gan_epochs = "
+                              f"{cfg.train.gan_epochs} exceed the 200-epoch budget")
+    cfg.train.encoder_epochs = src.train.encoder_epochs
+    cfg.train.encoders_from = str(ckpt_path)
+    return ckpt
 
 
 def score(report: dict) -> float | None:
@@ -99,7 +137,7 @@ def run(cfg: Config, log=print, tables: bool = True) -> dict:
     rank, world = setup()
     if rank != 0:
         log, tables = (lambda *a, **k: None), False  # only rank 0 speaks
-    ckpt = None
+    ckpt = encoders = None
     if cfg.run.resume:
         ckpt = load_checkpoint(Path(cfg.run.resume))
         resume_path = Path(cfg.run.resume)
@@ -107,6 +145,8 @@ def run(cfg: Config, log=print, tables: bool = True) -> dict:
         cfg = from_dict(ckpt["config"])
         cfg.run.resume = str(resume_path)
     else:
+        if cfg.train.encoders_from:
+            encoders = adopt_encoder_stage(cfg, Path(cfg.train.encoders_from))
         run_id = broadcast_object(cfg.run.name or time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid() % 10000:04d}",
                                   world)
         run_dir = Path(cfg.run.out_dir) / run_id
@@ -131,6 +171,10 @@ def run(cfg: Config, log=print, tables: bool = True) -> dict:
     wandb_cfg = cfg.wandb if rank == 0 else dataclasses.replace(cfg.wandb, mode="disabled")
     tracker = Tracker(to_dict(cfg), wandb_cfg, run_dir, resume_id=(ckpt or {}).get("tracker_run_id", ""), log=log)
     trainer = Trainer(cfg, data, run_dir, device, tracker=tracker, resume=ckpt, log=log, rank=rank, world=world)
+    if encoders is not None:
+        trainer.start_from_encoders(encoders, cfg.train.encoders_from)
+        log(f"stage 1 skipped: source and text encoders from {cfg.train.encoders_from} "
+            f"({cfg.train.encoder_epochs} encoder epochs)")
     table = param_table(trainer.nets)
     ratio = table[2]["total_params"] / table[1]["total_params"]
     log("parameters: " + ", ".join(f"{r['network']}={r['total_params']:,}" for r in table)

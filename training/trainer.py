@@ -22,12 +22,12 @@ import numpy as np
 import torch
 from torchvision.utils import save_image
 
-from data_utils.augment import center_crop, random_crop_flip, random_resized_crop
+from data_utils.augment import center_crop, color_jitter, random_crop_flip, random_resized_crop
 from data_utils.dataset import FlowerData, ImageSet
 from data_utils.text import Vocab, caption_semantics, tfidf_matrix
 
 from . import losses
-from .checkpoint import rng_state, save_checkpoint, set_rng_state
+from .checkpoint import CheckpointError, rng_state, save_checkpoint, set_rng_state
 from .diffaug import diff_augment
 from .host_memory import reuse_freed_memory
 from .distributed import any_process, average_gradients, broadcast_buffers
@@ -111,6 +111,19 @@ class Trainer:
         self.state.update(ckpt["state"])
         set_rng_state(ckpt["rng"])
 
+    def start_from_encoders(self, ckpt: dict, source: str = "checkpoint") -> None:
+        """Take the source and text encoders of a run that finished stage 1 and begin at stage 2 (its
+        `train.encoder_epochs` count as this run's first epochs). The vocabulary must be the same."""
+        if Vocab(ckpt["vocab"]).itos != self.data.vocab.itos:
+            raise CheckpointError(f"{source}: its vocabulary differs from this run's data (other data settings?)")
+        for name in ("text_encoder", "encoder"):
+            try:
+                getattr(self.nets, name).load_state_dict(ckpt["networks"][name])
+            except RuntimeError as e:
+                raise CheckpointError(f"{source}: its {name} does not fit this run's model settings: {e}") from None
+        self.state.update(stage="gan", stage_epoch=0, epoch=self.cfg.train.encoder_epochs, step_in_epoch=0,
+                          perm=None)
+
     def cfg_dict(self) -> dict:
         from .config import to_dict
         return to_dict(self.cfg)
@@ -169,7 +182,8 @@ class Trainer:
     def _view(self, x: torch.Tensor) -> torch.Tensor:
         """One augmented view of uint8 images for the encoder stage (train.view_scale_min)."""
         size, smin = self.cfg.data.image_size, self.cfg.train.view_scale_min
-        return random_crop_flip(x, size) if smin >= 1 else random_resized_crop(x, size, (smin, 1.0))
+        view = random_crop_flip(x, size) if smin >= 1 else random_resized_crop(x, size, (smin, 1.0))
+        return color_jitter(view, self.cfg.train.view_jitter)
 
     def _encoder_lr(self) -> float:
         """Linear warm-up over the first epoch, then cosine decay to 0 over the encoder stage."""
