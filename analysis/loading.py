@@ -170,8 +170,8 @@ def generate_for_picks(nets, cfg, test_set, picks: list[dict], device, seed: int
 
 def real_images(image_set, idx, size: int = 64):
     """Centre crops of real images `image_set.images[idx]` -> uint8 array (len(idx), size, size, 3)."""
-    from data_utils.augment import center_crop
-    return center_crop(image_set.images[list(idx)], size).permute(0, 2, 3, 1).numpy()
+    from data_utils.augment import center_crop_hwc
+    return center_crop_hwc(image_set.images[list(idx)], size)
 
 
 def to_hwc_uint8(images):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -21,6 +22,11 @@ def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
     """(N, C, H, W) -> (N, C, size, size) centre crop."""
     top, left = (x.shape[-2] - size) // 2, (x.shape[-1] - size) // 2
     return x[..., top:top + size, left:left + size]
+
+
+def center_crop_hwc(x: torch.Tensor, size: int) -> np.ndarray:
+    """uint8 (N, C, H, W) -> numpy uint8 (N, size, size, C) centre crops (for plots and image metrics)."""
+    return center_crop(x, size).permute(0, 2, 3, 1).numpy()
 
 
 def random_crop_flip(x: torch.Tensor, size: int, generator: torch.Generator | None = None) -> torch.Tensor:

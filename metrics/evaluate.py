@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from data_utils.augment import center_crop, to_float, to_uint8
+from data_utils.augment import center_crop, center_crop_hwc, to_float, to_uint8
 
 from .alignment import class_consistency, r_precision
 from .baselines import color_histogram_features, random_cnn_features
@@ -39,10 +39,6 @@ def embed_images(encoder, images: torch.Tensor, size: int, device, batch_size: i
     out = [encoder(to_float(center_crop(images[i:i + batch_size], size).to(device))).float().cpu()
            for i in range(0, len(images), batch_size)]
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
-
-
-def _nhwc(images: torch.Tensor, size: int) -> np.ndarray:
-    return center_crop(images, size).permute(0, 2, 3, 1).numpy()
 
 
 def _unavailable(fn, *args, **kwargs):
@@ -201,7 +197,7 @@ def evaluate(nets, data, cfg, out_dir: Path, device="cpu", log=print, spec: Eval
     labels = allset.labels.numpy()
     is_test = np.isin(labels, data.test_classes)
     feats = embed_images(nets.encoder, allset.images, size, device)
-    real_nhwc = _nhwc(allset.images, size)
+    real_nhwc = center_crop_hwc(allset.images, size)
     # one BLAS thread for sklearn: multithreaded L-BFGS is up to 50x slower when cores are shared
     with threadpool_limits(1, user_api="blas"):
         report = {"encoder": encoder_report(feats, labels, is_test, k=ec.knn_k)}

@@ -54,14 +54,14 @@ def write_run_media(eval_dir: Path, test_set, image_size: int, projections: bool
     import matplotlib.pyplot as plt
 
     from analysis.figures import plot_embedding_2d, plot_embedding_3d
-    from analysis.loading import real_images
+    from data_utils.augment import center_crop_hwc
     from metrics.projection import tsne, umap_2d
     eval_dir = Path(eval_dir)
     out = eval_dir / "figures"
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     with np.load(eval_dir / "samples.npz") as z:
-        real = real_images(test_set, range(len(test_set)), image_size)
+        real = center_crop_hwc(test_set.images, image_size)
         grid = real_vs_generated_grid(z["images"], z["labels"], real, test_set.labels.numpy())
     written["eval/real_vs_generated"] = out / "real_vs_generated.png"
     save_image(grid, written["eval/real_vs_generated"])
