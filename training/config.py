@@ -42,7 +42,7 @@ class ModelConfig:
     text_dim: int = 128  # text encoding fed to the generator
     noise_dim: int = 64
     cond_dim: int = 64  # conditioning-augmentation output size for the text encoding
-    g_width: int = 32  # preferred generator conv width (the mapping MLP is sized to hit g_ratio)
+    g_width: int = 48  # preferred generator conv width (the mapping MLP is sized to hit g_ratio); 48 > 32: KID 0.086 vs 0.113
     d_width: int = 32  # base channel width of the discriminator
     g_ratio: float = 0.5  # generator params / encoder params (the assignment fixes 0.5)
 
