@@ -7,15 +7,19 @@ import torch.nn.functional as F
 
 
 class UpBlock(nn.Module):
-    """Nearest x2 upsample, 3x3 conv, BatchNorm, ReLU: (N, cin, H, W) -> (N, cout, 2H, 2W)."""
+    """x2 upsample (`mode`: nearest or bilinear), 3x3 conv, BatchNorm, ReLU: (N, cin, H, W) -> (N, cout, 2H, 2W)."""
 
-    def __init__(self, cin: int, cout: int):
+    def __init__(self, cin: int, cout: int, mode: str = "nearest"):
         super().__init__()
+        if mode not in ("nearest", "bilinear"):
+            raise ValueError(f"upsampling mode must be nearest or bilinear, got {mode!r}")
         self.conv = nn.Conv2d(cin, cout, 3, 1, 1, bias=False)
         self.bn = nn.BatchNorm2d(cout)
+        self.mode = mode
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.bn(self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))))
+        up = F.interpolate(x, scale_factor=2.0, mode=self.mode, **({} if self.mode == "nearest" else {"align_corners": False}))
+        return F.relu(self.bn(self.conv(up)))
 
 
 class Generator(nn.Module):
@@ -26,12 +30,13 @@ class Generator(nn.Module):
     c (N, cond_dim) and the source representation r (N, embed_dim) are concatenated and passed through a 2-layer mapping MLP of width
     `map_width` to a 4x4 x 4w tensor, then upsampled 4 -> 8 -> 16 -> 32 -> 64 with widths
     4w, 2w, w, w/2, and a 3x3 conv to RGB with tanh: output (N, 3, 64, 64) in [-1, 1].
+    `upsample` (nearest | bilinear) is the x2 upsampling of every block (no parameters).
     `width` and `map_width` are computed by `training.networks.generator_widths` so that this network
     has half the parameters of the source encoder.
     """
 
     def __init__(self, width: int, map_width: int, noise_dim: int, cond_dim: int, embed_dim: int,
-                 text_dim: int, img_resolution: int = 64):
+                 text_dim: int, img_resolution: int = 64, upsample: str = "nearest"):
         super().__init__()
         if img_resolution != 64:
             raise ValueError(f"Generator produces 64x64 images, got img_resolution={img_resolution}")
@@ -41,8 +46,8 @@ class Generator(nn.Module):
         self.mapping = nn.Sequential(nn.Linear(d_in, map_width), nn.LeakyReLU(0.2),
                                      nn.Linear(map_width, 4 * 4 * 4 * w), nn.BatchNorm1d(4 * 4 * 4 * w),
                                      nn.ReLU())
-        self.blocks = nn.Sequential(UpBlock(4 * w, 2 * w), UpBlock(2 * w, w), UpBlock(w, w),
-                                    UpBlock(w, max(w // 2, 8)))
+        self.blocks = nn.Sequential(UpBlock(4 * w, 2 * w, upsample), UpBlock(2 * w, w, upsample),
+                                    UpBlock(w, w, upsample), UpBlock(w, max(w // 2, 8), upsample))
         self.to_rgb = nn.Conv2d(max(w // 2, 8), 3, 3, 1, 1)
         self.width, self.noise_dim = w, noise_dim
 

@@ -221,3 +221,19 @@ def test_param_table_rows():
 def test_impossible_config_raises_clear_error(kw):
     with pytest.raises(ValueError, match="no generator fits .* parameters"):
         build_networks(ModelConfig(**kw), vocab_size=300)
+
+
+def test_generator_upsampling_modes_share_parameters_and_differ_in_output():
+    torch.manual_seed(0)
+    near = Generator(16, 32, 8, 8, 16, 16).eval()
+    bil = Generator(16, 32, 8, 8, 16, 16, upsample="bilinear").eval()
+    bil.load_state_dict(near.state_dict())  # same parameters: the mode has none
+    z, t, r = torch.randn(4, 8), torch.randn(4, 16), torch.randn(4, 16)
+    c = near.condition(t)[1]  # the mean, no sampling
+    a, b = near.synthesize(z, c, r), bil.synthesize(z, c, r)
+    assert a.shape == b.shape == (4, 3, 64, 64) and not torch.allclose(a, b)
+    with pytest.raises(ValueError, match="bicubic"):
+        Generator(16, 32, 8, 8, 16, 16, upsample="bicubic")
+    from training.config import ConfigError, build_config
+    with pytest.raises(ConfigError, match="model.g_upsample"):
+        build_config(None, {"model.g_upsample": "bicubic"})

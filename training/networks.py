@@ -60,7 +60,7 @@ def build_networks(mc, vocab_size: int) -> Networks:
     enc = SourceEncoder(mc.enc_width, mc.embed_dim)
     e_params = count_params(enc)
     w, m = generator_widths(round(mc.g_ratio * e_params), mc, mc.text_dim)
-    gen = Generator(w, m, mc.noise_dim, mc.cond_dim, mc.embed_dim, mc.text_dim)
+    gen = Generator(w, m, mc.noise_dim, mc.cond_dim, mc.embed_dim, mc.text_dim, upsample=mc.g_upsample)
     ratio = count_params(gen) / e_params
     if abs(ratio - mc.g_ratio) > RATIO_TOLERANCE * mc.g_ratio:
         raise AssertionError(f"generator/encoder parameter ratio {ratio:.4f} is not within 1 % of {mc.g_ratio}")
