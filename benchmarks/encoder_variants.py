@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
-import platform
 import sys
 import time
-import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
@@ -74,21 +73,13 @@ def run_variant(name: str, config: str, overrides: dict, out_dir: str, threads: 
 
 
 def machine() -> str:
-    try:
-        import torch
-        if torch.cuda.is_available():
-            return torch.cuda.get_device_name(0)
-    except ImportError:
-        pass
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores"
+    """The GPU's name when there is one, else the CPU model and core count (benchmarks.run.cpu_model)."""
+    import torch
+
+    from benchmarks.run import cpu_model
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"{cpu_model()}, {os.cpu_count()} cores"
 
 
 def main(argv=None) -> int:

@@ -18,8 +18,8 @@ class UpBlock(nn.Module):
         self.mode = mode
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        up = F.interpolate(x, scale_factor=2.0, mode=self.mode, **({} if self.mode == "nearest" else {"align_corners": False}))
-        return F.relu(self.bn(self.conv(up)))
+        align = None if self.mode == "nearest" else False  # nearest takes no align_corners
+        return F.relu(self.bn(self.conv(F.interpolate(x, scale_factor=2.0, mode=self.mode, align_corners=align))))
 
 
 class Generator(nn.Module):

@@ -77,10 +77,12 @@ def adopt_encoder_stage(cfg: Config, path: Path) -> dict:
     if st["stage"] == "encoder" and st["stage_epoch"] < src.train.encoder_epochs:
         raise CheckpointError(f"{ckpt_path}: its encoder stage is not finished (epoch {st['stage_epoch']} of "
                               f"{src.train.encoder_epochs}); resume it or pick another train.encoders_from")
-    here, there = to_dict(cfg), to_dict(src)
-    differ = [(k, there[k.split(".")[0]][k.split(".")[1]], here[k.split(".")[0]][k.split(".")[1]])
-              for k in ENCODER_KEYS]
-    differ = [f"{k} = {a!r} (here {b!r})" for k, a, b in differ if a != b]
+    def value(c: Config, dotted: str):
+        section, key = dotted.split(".")
+        return getattr(getattr(c, section), key)
+
+    differ = [f"{k} = {value(src, k)!r} (here {value(cfg, k)!r})"
+              for k in ENCODER_KEYS if value(src, k) != value(cfg, k)]
     if differ:
         raise CheckpointError(f"{ckpt_path}: its encoders were trained with {', '.join(differ)}")
     if src.train.encoder_epochs + cfg.train.gan_epochs > 200:

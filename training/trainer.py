@@ -99,9 +99,12 @@ class Trainer:
                 "state": dict(self.state), "rng": rng_state(),
                 "tracker_run_id": getattr(self.tracker, "run_id", "") or ""}
 
-    def load_state_dict(self, ckpt: dict) -> None:
+    def _require_same_vocab(self, ckpt: dict, source: str = "checkpoint") -> None:
         if Vocab(ckpt["vocab"]).itos != self.data.vocab.itos:
-            raise ValueError("checkpoint vocabulary differs from the data's (different data config?)")
+            raise CheckpointError(f"{source}: its vocabulary differs from the data's (different data config?)")
+
+    def load_state_dict(self, ckpt: dict) -> None:
+        self._require_same_vocab(ckpt)
         for name, m in self.nets.items():
             m.load_state_dict(ckpt["networks"][name])
         self.g_ema.load_state_dict(ckpt["g_ema"])
@@ -114,8 +117,7 @@ class Trainer:
     def start_from_encoders(self, ckpt: dict, source: str = "checkpoint") -> None:
         """Take the source and text encoders of a run that finished stage 1 and begin at stage 2 (its
         `train.encoder_epochs` count as this run's first epochs). The vocabulary must be the same."""
-        if Vocab(ckpt["vocab"]).itos != self.data.vocab.itos:
-            raise CheckpointError(f"{source}: its vocabulary differs from this run's data (other data settings?)")
+        self._require_same_vocab(ckpt, source)
         for name in ("text_encoder", "encoder"):
             try:
                 getattr(self.nets, name).load_state_dict(ckpt["networks"][name])
