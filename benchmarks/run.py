@@ -5,7 +5,8 @@
 
 Measures, at the config's batch size (64) and resolution (64x64):
   - images/s of the full training step of each stage (`Trainer.encoder_step`, `Trainer.gan_step`: all
-    networks, all losses, optimizer steps, the in-step crop/flip and caption sampling);
+    networks, all losses, optimizer steps, the in-step crop/flip and caption sampling); the GAN step also at
+    train.gan_batch_size when the config sets another (experiments/default.yaml: 32), for the projection;
   - images/s of forward+backward (and forward alone) of each network;
   - the data pipeline per batch (uint8 crop/flip + caption sampling from memory);
   - peak memory (CPU max RSS; CUDA max allocated when on a GPU);
@@ -236,11 +237,13 @@ def run_benchmark(cfg, device: torch.device, s: dict, jpg_dir: Path, tmp: Path, 
     B, size, n_train = cfg.train.batch_size, cfg.data.image_size, len(data.train)
     gen = torch.Generator().manual_seed(0)
 
-    def batch_idx() -> torch.Tensor:
-        """B training-image indices (with replacement when the set is smaller than a batch)."""
-        if n_train >= B:
-            return torch.randperm(n_train, generator=gen)[:B]
-        return torch.randint(n_train, (B,), generator=gen)
+    GB = tr.gan_bs  # stage 2's batch (train.gan_batch_size; = B unless set)
+
+    def batch_idx(b: int = B) -> torch.Tensor:
+        """b training-image indices (with replacement when the set is smaller than a batch)."""
+        if n_train >= b:
+            return torch.randperm(n_train, generator=gen)[:b]
+        return torch.randint(n_train, (b,), generator=gen)
 
     nets = tr.nets
     text, enc, G, D = nets.text_encoder, nets.encoder, nets.generator, nets.discriminator
@@ -268,15 +271,22 @@ def run_benchmark(cfg, device: torch.device, s: dict, jpg_dir: Path, tmp: Path, 
     every = cfg.train.r1_every if cfg.train.r1_gamma > 0 else 1
     gan_steps = every * math.ceil(s["gan_steps"] / every)  # whole R1 periods
 
-    def gan_step():
-        tr.gan_step(batch_idx())
-        tr.state["step"] += 1
+    def timed_gan_steps(b: int, name: str) -> None:
+        def gan_step():
+            tr.gan_step(batch_idx(b))
+            tr.state["step"] += 1
 
-    phase_start()
-    t = time_loop(gan_step, gan_steps, s["warmup"], device)
-    phase_end("gan_step")
-    ips["gan_step"] = B * len(t) / sum(t)
-    step_ms["gan_step"] = 1000 * float(np.median(t))
+        phase_start()
+        t = time_loop(gan_step, gan_steps, s["warmup"], device)
+        phase_end(name)
+        ips[name] = b * len(t) / sum(t)
+        step_ms[name] = 1000 * float(np.median(t))
+
+    timed_gan_steps(B, "gan_step")  # at the reference's batch, for the ratio ours / reference
+    gan_key = "gan_step"
+    if GB != B:  # train.gan_batch_size: stage 2 trains at its own batch; the projection uses that rate
+        gan_key = "gan_step_at_gan_batch"
+        timed_gan_steps(GB, gan_key)
 
     # ---- data pipeline: uint8 crop/flip + caption sampling from memory (what each step does first)
     def data_batch():
@@ -362,7 +372,7 @@ def run_benchmark(cfg, device: torch.device, s: dict, jpg_dir: Path, tmp: Path, 
     n_val_enc, n_val_gan = stage_epochs(tc.encoder_epochs, tc.eval_every), stage_epochs(tc.gan_epochs, tc.eval_every)
     parts = {
         "encoder_training_s": tc.encoder_epochs * spe * bs / ips["encoder_step"],
-        "gan_training_s": tc.gan_epochs * spe * bs / ips["gan_step"],
+        "gan_training_s": tc.gan_epochs * tr.gan_steps_per_epoch * GB / ips[gan_key],
         "validation_s": n_val_enc * t_val_enc + n_val_gan * (t_val_gan + t_grid),
         # last.pt every epoch, best.pt at every GAN validation (upper bound), 2 saves at the end, 1 load
         "checkpoints_s": (tc.encoder_epochs + tc.gan_epochs + n_val_gan + 2) * t_save + t_ckpt_load,
@@ -373,6 +383,7 @@ def run_benchmark(cfg, device: torch.device, s: dict, jpg_dir: Path, tmp: Path, 
     projection = {
         "config": config_name, "encoder_epochs": tc.encoder_epochs, "gan_epochs": tc.gan_epochs,
         "eval_every": tc.eval_every, "n_train": n_train, "batch_size": bs, "steps_per_epoch": spe,
+        "gan_batch_size": GB, "gan_steps_per_epoch": tr.gan_steps_per_epoch,
         "validations": {"encoder": n_val_enc, "gan": n_val_gan},
         "measured_once_s": {"validate_encoder_stage": t_val_enc, "validate_gan_stage": t_val_gan,
                             "sample_grid": t_grid, "checkpoint_save": t_save, "checkpoint_load": t_ckpt_load,
@@ -390,7 +401,7 @@ def run_benchmark(cfg, device: torch.device, s: dict, jpg_dir: Path, tmp: Path, 
         "benchmark": "flower-t2i-gan training throughput",
         "mode": "quick" if quick else "full",
         "machine": machine,
-        "batch_size": B, "image_size": size,
+        "batch_size": B, "gan_batch_size": GB, "image_size": size,
         "settings": s,
         "images_per_second": ips,
         "step_ms_median": step_ms,
@@ -428,8 +439,11 @@ def print_report(res: dict) -> None:
         t.add_column(col, justify="left" if col == "measurement" else "right")
     t.add_row("encoder stage: full step (encoder_step)", f"{ips['encoder_step']:.1f}",
               f"{1000 * B / ips['encoder_step']:.0f}", "")
-    t.add_row("GAN stage: full step (gan_step)", f"{ips['gan_step']:.1f}",
-              f"{1000 * B / ips['gan_step']:.0f}", "")
+    t.add_row("GAN stage: full step (gan_step)", f"{ips['gan_step']:.1f}", f"{1000 * B / ips['gan_step']:.0f}", "")
+    if "gan_step_at_gan_batch" in ips:
+        GB = res["gan_batch_size"]
+        t.add_row(f"GAN stage: full step at train.gan_batch_size {GB}", f"{ips['gan_step_at_gan_batch']:.1f}",
+                  f"{1000 * GB / ips['gan_step_at_gan_batch']:.0f}", "")
     for name, n in res["networks"].items():
         t.add_row(f"  {name}: forward+backward (forward)",
                   f"{n['forward_backward_images_per_second']:.0f} ({n['forward_images_per_second']:.0f})",
@@ -452,8 +466,9 @@ def print_report(res: dict) -> None:
               f"encoder {pr['encoder_training_s'] / 60:.1f} + GAN {pr['gan_training_s'] / 60:.1f} + validation "
               f"{pr['validation_s'] / 60:.1f} + checkpoints {pr['checkpoints_s'] / 60:.1f} + final eval "
               f"{pr['final_evaluation_s'] / 60:.1f} + data {pr['data_loading_s'] / 60:.1f} min "
-              f"({pr['encoder_epochs']}+{pr['gan_epochs']} epochs x {pr['steps_per_epoch']} steps of "
-              f"{pr['batch_size']})")
+              f"({pr['encoder_epochs']} epochs x {pr['steps_per_epoch']} steps of {pr['batch_size']} + "
+              f"{pr['gan_epochs']} x {pr.get('gan_steps_per_epoch', pr['steps_per_epoch'])} of "
+              f"{pr.get('gan_batch_size', pr['batch_size'])})")
     con.print(f"benchmark took {res['benchmark_seconds']:.0f} s")
 
 

@@ -99,6 +99,13 @@ def test_quick_benchmark_writes_json(mini_root: Path, mini_cache: Path, tmp_path
     for key in parts:
         _positive_finite(pr[key], f"projection.{key}")
     assert math.isclose(sum(pr[k] for k in parts) / 60, res["projected_default_minutes"], rel_tol=1e-9)
+    # stage 2 at its own batch (default.yaml's train.gan_batch_size): timed separately, used by the projection
+    gb = pr["gan_batch_size"]
+    assert gb == min(default["gan_batch_size"], pr["n_train"]) and res["gan_batch_size"] == gb != 64
+    _positive_finite(ips.get("gan_step_at_gan_batch"), "images_per_second.gan_step_at_gan_batch")
+    assert math.isclose(pr["gan_training_s"], pr["gan_epochs"] * pr["gan_steps_per_epoch"] * gb
+                        / ips["gan_step_at_gan_batch"], rel_tol=1e-9)
+    assert "train.gan_batch_size" in r.stdout
     assert str(REPO) not in out.read_text()  # no absolute paths of this machine in the results
 
 
@@ -125,3 +132,19 @@ def test_encoder_variants_scores_each_variant_and_reports_a_broken_one(mini_cach
     assert (out / "seed1" / "checkpoints" / "last.pt").is_file()  # usable as train.encoders_from
     again = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert again.returncode == 2 and "seed1" in again.stdout  # refuses to mix results into an old folder
+
+
+def test_supervised_reference_trains_with_labels_and_scores_like_the_encoder(mini_cache, tmp_path):
+    out = tmp_path / "ref.json"
+    cmd = [sys.executable, "benchmarks/supervised_reference.py", "--config", "experiments/tiny.yaml",
+           "--epochs", "2", "--out", str(out), f"data.cache={mini_cache}", "train.threads=1", "train.device=cpu"]
+    env = {**os.environ, **ONE_THREAD}
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("epoch ") == 2
+    res = json.loads(out.read_text())
+    assert res["epochs"] == 2 and res["device"] == "cpu" and res["machine"]
+    for key in ("all_knn_acc", "train_knn_acc", "test_knn_acc", "all_linear_acc", "test_linear_acc"):
+        assert 0.0 <= res[key] <= 1.0, key
+    bad = subprocess.run([*cmd[:-3], "train.nope=1"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "train.nope" in bad.stderr

@@ -594,3 +594,35 @@ def test_best_checkpoint_loaded_onto_the_gpu_restores_rng(smoke_run):
     a = torch.rand(3)
     set_rng_state(ckpt["rng"])
     assert torch.equal(a, torch.rand(3))
+
+
+def test_gan_stage_takes_its_own_batch_size(mini_cache, tmp_path, one_thread):
+    cfg = tiny_cfg(mini_cache, **{"train.gan_batch_size": 8, "train.gan_epochs": 1, "train.eval_every": 5})
+    trainer = make_trainer(cfg, tmp_path / "gb")
+    n = len(trainer.data.train)
+    assert (trainer.bs, trainer.gan_bs) == (16, 8)
+    summary = trainer.fit()
+    enc_steps, gan_steps = n // 16, n // 8
+    assert summary["steps"] == enc_steps + gan_steps and trainer.state["gan_steps"] == gan_steps
+    assert summary["images_seen"] == enc_steps * 16 + gan_steps * 8
+    ends = {r["stage"]: r for r in read_stats(tmp_path / "gb") if "time/epoch_seconds" in r}
+    assert ends["encoder"]["step"] == enc_steps and ends["gan"]["step"] == enc_steps + gan_steps
+
+
+def test_local_crops_add_a_trained_multicrop_term(mini_cache, tmp_path, one_thread):
+    cfg = tiny_cfg(mini_cache, **{"train.local_crops": 2, "train.local_size": 24})
+    trainer = make_trainer(cfg, tmp_path / "lc")
+    out = trainer.encoder_step(torch.arange(trainer.bs))
+    assert "enc/local" in out and math.isfinite(float(out["enc/local"].detach()))
+    assert float(out["enc/local"].detach()) > 0  # soft InfoNCE of untrained embeddings is far from 0
+    plain = make_trainer(tiny_cfg(mini_cache), tmp_path / "plain").encoder_step(torch.arange(trainer.bs))
+    assert "enc/local" not in plain
+
+
+@pytest.mark.parametrize("key,value,match", [("train.gan_batch_size", -1, "train.gan_batch_size' must be >= 0"),
+                                             ("train.batch_size", 0, "train.batch_size' must be >= 1"),
+                                             ("train.local_size", 80, "train.local_size' must be in")])
+def test_bad_batch_and_crop_settings_are_rejected(key, value, match, mini_cache):
+    from training.config import ConfigError
+    with pytest.raises(ConfigError, match=match):
+        tiny_cfg(mini_cache, **{key: value, "train.local_crops": 2})

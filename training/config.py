@@ -54,6 +54,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # torch CPU threads; 0 = number of cores
     batch_size: int = 64
+    gan_batch_size: int = 0  # stage 2's batch; 0 = batch_size (a smaller batch gives more GAN steps per epoch)
     encoder_epochs: int = 100  # stage 1: label-free image-text contrastive + augmentation SSL
     gan_epochs: int = 100  # stage 2: conditional GAN with the frozen encoder
     encoders_from: str = ""  # run dir or checkpoint: skip stage 1 and start stage 2 with its trained encoders
@@ -67,6 +68,8 @@ class TrainConfig:
     ssl_weight: float = 1.0  # weight of the image-image (augmentation) contrastive term
     view_scale_min: float = 1.0  # encoder views: random resized crops of >= this area share; 1 = plain crops
     view_jitter: float = 0.0  # encoder views: brightness/contrast/saturation factors in [1 - x, 1 + x]; 0 = off
+    local_crops: int = 0  # encoder stage: extra small crops per image matched to the two global views (multi-crop)
+    local_size: int = 32  # side of the local crops (cut at the cached scale, no resizing)
     gan_loss: str = "hinge"  # hinge | bce
     diffaug: str = "color,translation,cutout"  # DiffAugment policy; "" disables
     r1_gamma: float = 0.1  # R1 gradient penalty on real images; 0 disables
@@ -251,6 +254,13 @@ def validate(cfg: Config) -> None:
         raise ConfigError(
             f"train.encoder_epochs + train.gan_epochs = {cfg.train.encoder_epochs + cfg.train.gan_epochs} "
             "exceeds the 200-epoch budget")
+    for key in ("batch_size", "gan_batch_size", "local_crops"):
+        value, least = getattr(cfg.train, key), 1 if key == "batch_size" else 0
+        if value < least:
+            raise ConfigError(f"config key 'train.{key}' must be >= {least}, got {value}")
+    if cfg.train.local_crops and not 8 <= cfg.train.local_size <= cfg.data.image_size:
+        raise ConfigError(f"config key 'train.local_size' must be in [8, data.image_size = {cfg.data.image_size}], "
+                          f"got {cfg.train.local_size}")
     if not 0.0 <= cfg.data.val_fraction < 1.0:
         raise ConfigError(f"config key 'data.val_fraction' must be in [0, 1), got {cfg.data.val_fraction}")
     if cfg.data.n_train_classes + cfg.data.n_test_classes > 102:

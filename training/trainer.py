@@ -78,8 +78,11 @@ class Trainer:
         self.images = data.train.images.to(device)
         tfidf = tfidf_matrix(data.train.captions, data.vocab)  # (N, V) word statistics of each image's captions
         self.semantics = caption_semantics(tfidf, cfg.model.embed_dim, tc.seed).to(device)  # (N, D) LSA targets
-        self.bs = min(tc.batch_size, len(data.train))  # global batch; each process takes bs / world of it
+        # global batches of the two stages; each process takes bs / world of one
+        self.bs = min(tc.batch_size, len(data.train))
         self.steps_per_epoch = max(1, len(data.train) // self.bs)
+        self.gan_bs = min(tc.gan_batch_size or tc.batch_size, len(data.train))
+        self.gan_steps_per_epoch = max(1, len(data.train) // self.gan_bs)
         self.state = {"stage": "encoder", "stage_epoch": 0, "epoch": 0, "step": 0, "step_in_epoch": 0,
                       "images_seen": 0, "best_metric": math.inf, "best_epoch": -1, "perm": None, "gan_steps": 0}
         self.fixed = self._fixed_inputs()
@@ -176,10 +179,19 @@ class Trainer:
         l_sem = 0.5 * (losses.cosine_distance(r1, sem) + losses.cosine_distance(r2, sem))
         l_prior = losses.cosine_distance(prior, r1.detach())
         loss = l_it + tc.ssl_weight * l_ii + tc.semantic_weight * l_sem + l_prior
+        out = {"enc/image_text": l_it, "enc/image_image": l_ii, "enc/semantic": l_sem, "enc/prior": l_prior}
+        if tc.local_crops > 0:  # multi-crop: each small crop should find its image's global views
+            local = torch.cat([random_crop_flip(x, tc.local_size) for _ in range(tc.local_crops)])
+            with self._autocast():
+                r_loc = enc(local).float().chunk(tc.local_crops)
+            l_loc = sum(0.5 * (losses.soft_info_nce(r, r1, target, tc.temperature)
+                               + losses.soft_info_nce(r, r2, target, tc.temperature)) for r in r_loc) / tc.local_crops
+            loss = loss + tc.ssl_weight * l_loc
+            out["enc/local"] = l_loc
         for group in self.opt_enc.param_groups:
             group["lr"] = self._encoder_lr()
         self._step("enc", self.opt_enc, loss, [p for g in self.opt_enc.param_groups for p in g["params"]])
-        return {"enc/image_text": l_it, "enc/image_image": l_ii, "enc/semantic": l_sem, "enc/prior": l_prior}
+        return out
 
     def _view(self, x: torch.Tensor) -> torch.Tensor:
         """One augmented view of uint8 images for the encoder stage (train.view_scale_min)."""
@@ -358,22 +370,23 @@ class Trainer:
     def run_stage(self, stage: str, epochs: int) -> None:
         st, tc = self.state, self.cfg.train
         step_fn = self.encoder_step if stage == "encoder" else self.gan_step
+        bs, steps = (self.bs, self.steps_per_epoch) if stage == "encoder" else (self.gan_bs, self.gan_steps_per_epoch)
         self.set_stage_modes(stage)
         while st["stage_epoch"] < epochs:
             if st["perm"] is None:  # the same order on every process
                 g = torch.Generator().manual_seed(tc.seed * 100_003 + st["epoch"])
                 st["perm"] = torch.randperm(len(self.data.train), generator=g)
             t0, stage_steps = time.time(), 0
-            while st["step_in_epoch"] < self.steps_per_epoch:
+            while st["step_in_epoch"] < steps:
                 k = st["step_in_epoch"]
-                out = step_fn(st["perm"][k * self.bs:(k + 1) * self.bs][self.rank::self.world])
+                out = step_fn(st["perm"][k * bs:(k + 1) * bs][self.rank::self.world])
                 st["step"] += 1
                 st["step_in_epoch"] += 1
-                st["images_seen"] += self.bs
+                st["images_seen"] += bs
                 stage_steps += 1
                 if tc.max_steps and stage_steps >= tc.max_steps:
-                    st["step_in_epoch"] = self.steps_per_epoch  # smoke runs: cut the epoch short
-                last_step = st["step_in_epoch"] == self.steps_per_epoch
+                    st["step_in_epoch"] = steps  # smoke runs: cut the epoch short
+                last_step = st["step_in_epoch"] == steps
                 if st["step"] % tc.log_every == 0 or last_step or self.stop_requested:
                     vals = {k: float(v.detach()) for k, v in out.items()}  # the only host sync of a step
                     self._check_finite(vals)
