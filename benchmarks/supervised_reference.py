@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ def train_supervised(cfg, data, epochs: int, device, log=print):
 
     from data_utils.augment import random_crop_flip
     from models.encoder import SourceEncoder
+    from training.trainer import warmup_cosine
 
     tc = cfg.train
     torch.manual_seed(tc.seed)
@@ -48,10 +48,8 @@ def train_supervised(cfg, data, epochs: int, device, log=print):
     for epoch in range(epochs):
         t0, perm = time.time(), torch.randperm(n)
         for s in range(steps):
-            k = epoch * steps + s
-            warm = min(1.0, (k + 1) / steps)  # the stage-1 schedule: warm-up over one epoch, cosine decay
-            for group in opt.param_groups:
-                group["lr"] = tc.lr_encoder * warm * 0.5 * (1 + math.cos(math.pi * k / total))
+            for group in opt.param_groups:  # stage 1's schedule
+                group["lr"] = warmup_cosine(tc.lr_encoder, epoch * steps + s, steps, total)
             idx = perm[s * bs:(s + 1) * bs].to(device)
             logits = enc(random_crop_flip(images[idx], cfg.data.image_size)) @ F.normalize(prototypes, dim=1).t()
             loss = F.cross_entropy(logits / tc.temperature, y[idx])

@@ -626,3 +626,12 @@ def test_bad_batch_and_crop_settings_are_rejected(key, value, match, mini_cache)
     from training.config import ConfigError
     with pytest.raises(ConfigError, match=match):
         tiny_cfg(mini_cache, **{key: value, "train.local_crops": 2})
+
+
+def test_encoder_learning_rate_warms_up_over_one_epoch_then_decays_to_zero():
+    from training.trainer import warmup_cosine
+    lr = [warmup_cosine(2e-3, k, 10, 100) for k in range(101)]
+    assert lr[0] == pytest.approx(2e-3 * 0.1 * 0.5 * (1 + math.cos(0)))  # 1/10 of the way through the warm-up
+    assert all(a < b for a, b in zip(lr[:9], lr[1:10]))  # rising during the first epoch
+    assert all(a >= b for a, b in zip(lr[9:], lr[10:])) and lr[100] == pytest.approx(0.0, abs=1e-12)
+    assert max(lr) < 2e-3

@@ -34,6 +34,13 @@ from .distributed import any_process, average_gradients, broadcast_buffers
 from .networks import build_networks
 
 
+def warmup_cosine(base: float, step: int, steps_per_epoch: int, total: int) -> float:
+    """The encoder stage's learning rate at `step`: linear warm-up over the first epoch, then cosine decay
+    from `base` to 0 at `total` steps."""
+    warm = min(1.0, (step + 1) / steps_per_epoch)
+    return base * warm * 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+
+
 def ema_decay(target: float, n: int) -> float:
     """The EMA decay used after `n` generator steps: (1 + n) / (10 + n), capped at `target`."""
     return min(target, (1.0 + n) / (10.0 + n))
@@ -203,8 +210,7 @@ class Trainer:
         """Linear warm-up over the first epoch, then cosine decay to 0 over the encoder stage."""
         total = max(1, self.cfg.train.encoder_epochs * self.steps_per_epoch)
         step = self.state["stage_epoch"] * self.steps_per_epoch + self.state["step_in_epoch"]
-        warm = min(1.0, (step + 1) / self.steps_per_epoch)
-        return self.cfg.train.lr_encoder * warm * 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+        return warmup_cosine(self.cfg.train.lr_encoder, step, self.steps_per_epoch, total)
 
     @torch.no_grad()
     def _condition(self, idx: torch.Tensor):
