@@ -32,7 +32,7 @@ def train_supervised(cfg, data, epochs: int, device, log=print):
 
     from data_utils.augment import random_crop_flip
     from models.encoder import SourceEncoder
-    from training.trainer import warmup_cosine
+    from training.trainer import stage_batches, warmup_cosine
 
     tc = cfg.train
     torch.manual_seed(tc.seed)
@@ -42,8 +42,7 @@ def train_supervised(cfg, data, epochs: int, device, log=print):
     prototypes = torch.nn.Parameter(torch.randn(len(classes), cfg.model.embed_dim, device=device) * 0.01)
     opt = torch.optim.AdamW([*enc.parameters(), prototypes], lr=tc.lr_encoder, weight_decay=1e-4)
     images, n = data.train.images.to(device), len(data.train)
-    bs = min(tc.batch_size, n)
-    steps = max(1, n // bs)
+    bs, steps = stage_batches(tc.batch_size, n)
     total = max(1, epochs * steps)
     for epoch in range(epochs):
         t0, perm = time.time(), torch.randperm(n)

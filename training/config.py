@@ -254,8 +254,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError(
             f"train.encoder_epochs + train.gan_epochs = {cfg.train.encoder_epochs + cfg.train.gan_epochs} "
             "exceeds the 200-epoch budget")
-    for key in ("batch_size", "gan_batch_size", "local_crops"):
-        value, least = getattr(cfg.train, key), 1 if key == "batch_size" else 0
+    for key, least in {"batch_size": 1, "gan_batch_size": 0, "local_crops": 0}.items():
+        value = getattr(cfg.train, key)
         if value < least:
             raise ConfigError(f"config key 'train.{key}' must be >= {least}, got {value}")
     if cfg.train.local_crops and not 8 <= cfg.train.local_size <= cfg.data.image_size:

@@ -34,6 +34,13 @@ from .distributed import any_process, average_gradients, broadcast_buffers
 from .networks import build_networks
 
 
+def stage_batches(batch_size: int, n: int) -> tuple[int, int]:
+    """(batch, steps per epoch) of a stage over n training images: the batch is capped at n, and an epoch
+    is n // batch steps (at least one)."""
+    bs = min(batch_size, n)
+    return bs, max(1, n // bs)
+
+
 def warmup_cosine(base: float, step: int, steps_per_epoch: int, total: int) -> float:
     """The encoder stage's learning rate at `step`: linear warm-up over the first epoch, then cosine decay
     from `base` to 0 at `total` steps."""
@@ -86,10 +93,8 @@ class Trainer:
         tfidf = tfidf_matrix(data.train.captions, data.vocab)  # (N, V) word statistics of each image's captions
         self.semantics = caption_semantics(tfidf, cfg.model.embed_dim, tc.seed).to(device)  # (N, D) LSA targets
         # global batches of the two stages; each process takes bs / world of one
-        self.bs = min(tc.batch_size, len(data.train))
-        self.steps_per_epoch = max(1, len(data.train) // self.bs)
-        self.gan_bs = min(tc.gan_batch_size or tc.batch_size, len(data.train))
-        self.gan_steps_per_epoch = max(1, len(data.train) // self.gan_bs)
+        self.bs, self.steps_per_epoch = stage_batches(tc.batch_size, len(data.train))
+        self.gan_bs, self.gan_steps_per_epoch = stage_batches(tc.gan_batch_size or tc.batch_size, len(data.train))
         self.state = {"stage": "encoder", "stage_epoch": 0, "epoch": 0, "step": 0, "step_in_epoch": 0,
                       "images_seen": 0, "best_metric": math.inf, "best_epoch": -1, "perm": None, "gan_steps": 0}
         self.fixed = self._fixed_inputs()
