@@ -12,31 +12,12 @@ import textwrap
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .loading import class_name, flatten
+from data_utils.classes import class_name
+from metrics.report import fmt
+
+from .loading import flatten
 
 # ------------------------------------------------------------------ tables
-
-
-def fmt(v) -> str:
-    """A value as a short string: ints with thousands separators, floats with 4 significant digits,
-    a [mean, std] pair as "mean ± std", {"unavailable": why} as "n/a (why)", None as "–"."""
-    if v is None:
-        return "–"
-    if isinstance(v, bool):
-        return str(v)
-    if isinstance(v, int):
-        return f"{v:,}"
-    if isinstance(v, float):
-        if not math.isfinite(v):
-            return str(v)
-        return f"{v:.4g}" if v == 0 or 1e-3 <= abs(v) < 1e5 else f"{v:.3g}"
-    if isinstance(v, (list, tuple)):
-        if len(v) == 2 and all(isinstance(x, (int, float)) for x in v):
-            return f"{fmt(float(v[0]))} ± {fmt(float(v[1]))}"
-        return ", ".join(fmt(x) for x in v)
-    if isinstance(v, dict) and "unavailable" in v:
-        return f"n/a ({v['unavailable']})"
-    return str(v)
 
 
 def human_bytes(n) -> str:

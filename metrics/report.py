@@ -15,6 +15,7 @@ Any metric that cannot be computed is {"unavailable": reason} instead of a numbe
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -26,13 +27,25 @@ ENCODER_METRICS = {"knn_acc": ("kNN top-1", "higher; above both baselines"),
 
 
 def fmt(x, digits: int = 3) -> str:
-    """A metric value as text: floats rounded, {"unavailable": r} -> 'n/a (r)', None -> 'n/a'."""
+    """A value as text, for the evaluate table and the notebook's tables: floats with `digits` decimals
+    (scientific below 10**-digits), ints with thousands separators, a [mean, std] pair as "mean ± std",
+    {"unavailable": r} as "n/a (r)", None as "n/a"."""
     if isinstance(x, dict) and "unavailable" in x:
         return f"n/a ({x['unavailable']})"
     if x is None:
         return "n/a"
+    if isinstance(x, bool):
+        return str(x)
+    if isinstance(x, int):
+        return f"{x:,}"
     if isinstance(x, float):
-        return f"{x:.{digits}f}" if abs(x) >= 10 ** -digits or x == 0 else f"{x:.2e}"
+        if not math.isfinite(x):
+            return str(x)
+        return f"{x:.{digits}f}" if abs(x) >= 10 ** -digits or x == 0 else f"{x:.{digits - 1}e}"
+    if isinstance(x, (list, tuple)):
+        if len(x) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in x):
+            return f"{fmt(float(x[0]), digits)} ± {fmt(float(x[1]), digits)}"
+        return ", ".join(fmt(v, digits) for v in x)
     return str(x)
 
 

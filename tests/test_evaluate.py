@@ -88,6 +88,8 @@ def test_table_shows_unavailable_with_reason_not_a_number():
     assert rows["KID, evaluator space (test classes)"][1] == "n/a (no evaluation network)"
     assert "real floor 0.0020" in rows["KID, encoder space (test classes)"][2]
     assert fmt(None) == "n/a" and fmt(1e-5) == "1.00e-05"
+    assert fmt(1234567) == "1,234,567" and fmt([0.0442, 0.0081], 4) == "0.0442 ± 0.0081"
+    assert fmt(float("nan")) == "nan" and fmt(True) == "True" and fmt([1, "a"]) == "1, a"
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torchvision.utils import make_grid, save_image
 
+from data_utils.classes import class_name
+
 __all__ = ["real_vs_generated_grid", "write_run_media", "log_run_media"]
 
 
@@ -95,7 +97,6 @@ def log_run_media(tracker, eval_dir: Path, written: dict[str, Path]) -> None:
     for key, path in written.items():
         tracker.log_image(key, path, [])
     with np.load(Path(eval_dir) / "embeddings.npz") as z:
-        from analysis.loading import class_name
         rows = [{"image": str(n), "class": int(c), "class_name": class_name(c), "test_class": bool(t),
                  "embedding": [round(float(v), 5) for v in f]}
                 for n, c, t, f in zip(z["image_names"], z["labels"], z["is_test_class"], z["features"])]
