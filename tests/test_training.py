@@ -508,6 +508,24 @@ def test_generator_step_leaves_discriminator_and_encoder_weights_without_gradien
     assert all(math.isfinite(float(v.detach())) for v in out.values())
 
 
+def test_distill_aug_changes_only_what_the_encoder_judges(mini_cache, tmp_path, one_thread):
+    """train.distill_aug augments the generated image the encoder sees in the distillation term; the D
+    step and the adversarial term are untouched (same seed -> same values)."""
+    results = {}
+    for policy in ("", "translation"):
+        trainer = make_trainer(tiny_cfg(mini_cache, **{"train.distill_aug": policy}), tmp_path / (policy or "none"))
+        trainer.state.update(stage="gan")
+        trainer.set_stage_modes("gan")
+        torch.manual_seed(3)
+        results[policy] = {k: float(v.detach()) for k, v in trainer.gan_step(torch.arange(trainer.bs)).items()}
+    plain, aug = results[""], results["translation"]
+    assert aug["gan/d_loss"] == plain["gan/d_loss"] and aug["gan/g_adv"] == plain["gan/g_adv"]
+    assert aug["gan/distill"] != plain["gan/distill"] and math.isfinite(aug["gan/distill"])
+    from training.config import ConfigError
+    with pytest.raises(ConfigError, match="train.distill_aug.*blur"):
+        tiny_cfg(mini_cache, **{"train.distill_aug": "blur"})
+
+
 def test_compiled_steps_match_eager(mini_cache, tmp_path, one_thread):
     """train.compile=true (torch.compile of the encoder and the generator's synthesis, real inductor
     backend) trains and gives the eager losses for the same seed."""

@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from .diffaug import parse_policy
+
 # The offline copy of the dataset lives beside the project on the dev/CI machines.
 DEFAULT_DATA_DIRS = ("../shared/data/oxford102",)
 
@@ -72,6 +74,7 @@ class TrainConfig:
     local_size: int = 32  # side of the local crops (cut at the cached scale, no resizing)
     gan_loss: str = "hinge"  # hinge | bce
     diffaug: str = "color,translation,cutout"  # DiffAugment policy; "" disables
+    distill_aug: str = ""  # DiffAugment policy for the generated image the encoder sees in the distillation term
     r1_gamma: float = 0.1  # R1 gradient penalty on real images; 0 disables
     r1_every: int = 4  # lazy R1: apply every N discriminator steps (scaled by N)
     text_rep_prob: float = 0.5  # share of GAN steps whose r is predicted from the caption (test-time path)
@@ -250,6 +253,11 @@ def validate(cfg: Config) -> None:
     for key, (value, allowed) in choices.items():
         if value not in allowed:
             raise ConfigError(f"config key '{key}' must be one of {allowed}, got {value!r}")
+    for key in ("diffaug", "distill_aug"):
+        try:
+            parse_policy(getattr(cfg.train, key))
+        except ValueError as e:
+            raise ConfigError(f"config key 'train.{key}': {e}") from None
     if cfg.train.encoder_epochs + cfg.train.gan_epochs > 200:
         raise ConfigError(
             f"train.encoder_epochs + train.gan_epochs = {cfg.train.encoder_epochs + cfg.train.gan_epochs} "

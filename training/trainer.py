@@ -261,7 +261,8 @@ class Trainer:
         D.requires_grad_(False)
         with self._autocast():
             g_adv = self.g_loss(D(aug(fake), t).float())
-            distill = losses.cosine_distance(E(fake).float(), r)
+            seen = diff_augment(fake, tc.distill_aug) if tc.distill_aug else fake  # what E judges
+            distill = losses.cosine_distance(E(seen).float(), r)
         D.requires_grad_(True)
         kl = losses.kl_normal(mu.float(), logvar.float())
         g_loss = g_adv + tc.kl_weight * kl + tc.distill_weight * distill
