@@ -139,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="output folder (default: RUN/eval)")
     p.add_argument("--cache", help="HDF5 data cache (default: the one in the checkpoint's config)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--captions-per-class", type=int, default=0, metavar="N",
+                   help="captions per test class for samples.npz and class consistency (default: the run's "
+                        "eval.captions_per_test_class; 40 since runs of Nov 2026, 10 before)")
     p.add_argument("--no-figures", action="store_true",
                    help="skip eval/figures/*.png (real-vs-generated grid, t-SNE, UMAP)")
     args = p.parse_args(argv)
@@ -165,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     except (RuntimeError, KeyError, ValueError, TypeError, AssertionError) as e:
         return fail(f"{ckpt}: checkpoint does not fit this code's config or networks ({type(e).__name__}: {e})")
     cfg.data.cache = args.cache or cfg.data.cache
+    if args.captions_per_class < 0:
+        return fail(f"--captions-per-class must be >= 1, got {args.captions_per_class}")
+    cfg.eval.captions_per_test_class = args.captions_per_class or cfg.eval.captions_per_test_class
     if not Path(cfg.data.cache).is_file():
         return fail(f"{cfg.data.cache}: evaluation data (HDF5 cache) not found; pass --cache PATH or build it "
                     f"with `python -m data_utils.prepare`")

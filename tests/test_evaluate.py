@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from metrics.evaluator import EvaluatorSpec, load_or_train, stratified_holdout, train_evaluator
 from metrics.report import fmt, table_rows
@@ -150,3 +151,13 @@ def test_evaluate_bad_input_names_the_file(tiny_run, tmp_path):
     torch.save(ck, tmp_path / "foreign.pt")
     proc = _evaluate("--checkpoint", str(tmp_path / "foreign.pt"))
     assert proc.returncode == 2 and "foreign.pt" in proc.stderr
+
+
+def test_evaluate_captions_per_class_sets_the_sample_count(tiny_run, tmp_path):
+    cfg = yaml.safe_load((tiny_run / "config.yaml").read_text())["eval"]
+    proc = _evaluate("--run", str(tiny_run), "--no-figures", "--captions-per-class", "2", "--out", str(tmp_path / "o"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    g = json.loads((tmp_path / "o" / "metrics.json").read_text())["generation"]
+    assert cfg["captions_per_test_class"] == 3 and g["n_generated"] == 5 * 2 * cfg["samples_per_caption"]
+    proc = _evaluate("--run", str(tiny_run), "--captions-per-class", "-1", "--out", str(tmp_path / "neg"))
+    assert proc.returncode == 2 and "--captions-per-class" in proc.stderr and not (tmp_path / "neg").exists()
