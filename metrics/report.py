@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--captions-per-class", type=int, default=0, metavar="N",
                    help="captions per test class for samples.npz and class consistency (default: the run's "
-                        "eval.captions_per_test_class; 40 since runs of Nov 2026, 10 before)")
+                        "eval.captions_per_test_class: 40 in current runs, 10 in older ones)")
     p.add_argument("--no-figures", action="store_true",
                    help="skip eval/figures/*.png (real-vs-generated grid, t-SNE, UMAP)")
     args = p.parse_args(argv)
