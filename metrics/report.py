@@ -149,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     def fail(msg: str) -> int:
         print(f"error: {msg}", file=sys.stderr)
         return 2
+    if args.captions_per_class < 0:
+        return fail(f"--captions-per-class must be >= 1, got {args.captions_per_class}")
+
     import torch
 
     from data_utils.dataset import load_data
@@ -168,8 +171,6 @@ def main(argv: list[str] | None = None) -> int:
     except (RuntimeError, KeyError, ValueError, TypeError, AssertionError) as e:
         return fail(f"{ckpt}: checkpoint does not fit this code's config or networks ({type(e).__name__}: {e})")
     cfg.data.cache = args.cache or cfg.data.cache
-    if args.captions_per_class < 0:
-        return fail(f"--captions-per-class must be >= 1, got {args.captions_per_class}")
     cfg.eval.captions_per_test_class = args.captions_per_class or cfg.eval.captions_per_test_class
     if not Path(cfg.data.cache).is_file():
         return fail(f"{cfg.data.cache}: evaluation data (HDF5 cache) not found; pass --cache PATH or build it "

@@ -202,6 +202,8 @@ def test_diffaug_empty_policy_is_identity():
     x = torch.rand(2, 3, 16, 16)
     assert torch.equal(diff_augment(x, ""), x)
     assert torch.equal(diff_augment(x, " , "), x)
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    assert diff_augment(x_cl, "") is x_cl  # no copy, no layout change
 
 
 def test_cutout_zeroes_one_square_and_keeps_the_rest():

@@ -95,7 +95,7 @@ class TrainConfig:
 class EvalConfig:
     knn_k: int = 10
     samples_per_caption: int = 1
-    captions_per_test_class: int = 40  # 40 x 5 test classes = 200 samples: class consistency +-0.03 (10 gave +-0.07); Oxford classes have >= 40 images
+    captions_per_test_class: int = 40  # 200 samples over 5 test classes: class consistency +-0.03 (10: +-0.07)
     fid_samples: int = 500
     figures: bool = True  # end-of-run t-SNE / UMAP / real-vs-generated PNGs in eval/figures (and to W&B)
 

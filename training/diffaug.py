@@ -54,7 +54,11 @@ def parse_policy(policy: str) -> list[str]:
 
 
 def diff_augment(x: torch.Tensor, policy: str) -> torch.Tensor:
-    """x: (N, C, H, W) -> same shape, augmented with differentiable ops (gradients flow to G)."""
-    for name in parse_policy(policy):
+    """x: (N, C, H, W) -> same shape, augmented with differentiable ops (gradients flow to G). An empty
+    policy returns x itself (no copy; a channels-last batch keeps its layout)."""
+    names = parse_policy(policy)
+    if not names:
+        return x
+    for name in names:
         x = _OPS[name](x)
     return x.contiguous()

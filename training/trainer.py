@@ -238,7 +238,7 @@ class Trainer:
         real, t, r = self._condition(idx)
         t_wrong = t.roll(1, dims=0)  # another image's caption
         z = torch.randn(real.shape[0], self.cfg.model.noise_dim, device=self.device)
-        aug = lambda img: diff_augment(img, tc.diffaug) if tc.diffaug else img  # noqa: E731
+        aug = lambda img: diff_augment(img, tc.diffaug)  # noqa: E731 - the image itself when the policy is ""
         # D step: one conv pass over [real | fake]; the real features are scored with their own caption
         # and with another image's (matching-aware D). The fake keeps its graph: the D step does not
         # change G, so the G step below reuses it (with a fresh augmentation) instead of re-running G.
@@ -261,8 +261,7 @@ class Trainer:
         D.requires_grad_(False)
         with self._autocast():
             g_adv = self.g_loss(D(aug(fake), t).float())
-            seen = diff_augment(fake, tc.distill_aug) if tc.distill_aug else fake  # what E judges
-            distill = losses.cosine_distance(E(seen).float(), r)
+            distill = losses.cosine_distance(E(diff_augment(fake, tc.distill_aug)).float(), r)  # what E judges
         D.requires_grad_(True)
         kl = losses.kl_normal(mu.float(), logvar.float())
         g_loss = g_adv + tc.kl_weight * kl + tc.distill_weight * distill
