@@ -639,11 +639,19 @@ def test_local_crops_add_a_trained_multicrop_term(mini_cache, tmp_path, one_thre
 
 @pytest.mark.parametrize("key,value,match", [("train.gan_batch_size", -1, "train.gan_batch_size' must be >= 0"),
                                              ("train.batch_size", 0, "train.batch_size' must be >= 1"),
-                                             ("train.local_size", 80, "train.local_size' must be in")])
+                                             ("train.local_size", 80, "train.local_size' must be in"),
+                                             ("train.wd_encoder", -0.1, "train.wd_encoder' must be >= 0")])
 def test_bad_batch_and_crop_settings_are_rejected(key, value, match, mini_cache):
     from training.config import ConfigError
     with pytest.raises(ConfigError, match=match):
         tiny_cfg(mini_cache, **{key: value, "train.local_crops": 2})
+
+
+def test_encoder_weight_decay_reaches_the_encoder_optimizer(mini_cache, tmp_path):
+    trainer = make_trainer(tiny_cfg(mini_cache, **{"train.wd_encoder": 0.05}), tmp_path / "wd")
+    assert [g["weight_decay"] for g in trainer.opt_enc.param_groups] == [0.05]
+    ids = {id(p) for g in trainer.opt_enc.param_groups for p in g["params"]}
+    assert ids == {id(p) for m in (trainer.nets.encoder, trainer.nets.text_encoder) for p in m.parameters()}
 
 
 def test_encoder_learning_rate_warms_up_over_one_epoch_then_decays_to_zero():

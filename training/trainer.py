@@ -72,7 +72,7 @@ class Trainer:
             torch.manual_seed(tc.seed + 1000 * rank)  # but each process draws its own noise and crops
         self.g_ema = copy.deepcopy(self.nets.generator).eval().requires_grad_(False)
         enc_params = [*self.nets.text_encoder.parameters(), *self.nets.encoder.parameters()]
-        self.opt_enc = torch.optim.AdamW(enc_params, lr=tc.lr_encoder, weight_decay=1e-4)
+        self.opt_enc = torch.optim.AdamW(enc_params, lr=tc.lr_encoder, weight_decay=tc.wd_encoder)
         self.opt_g = torch.optim.Adam(self.nets.generator.parameters(), lr=tc.lr_g, betas=(0.0, 0.99))
         self.opt_d = torch.optim.Adam(self.nets.discriminator.parameters(), lr=tc.lr_d, betas=(0.0, 0.99))
         self.d_loss, self.g_loss = losses.D_LOSSES[tc.gan_loss], losses.G_LOSSES[tc.gan_loss]
