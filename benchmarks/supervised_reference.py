@@ -32,7 +32,7 @@ def train_supervised(cfg, data, epochs: int, device, log=print):
 
     from data_utils.augment import random_crop_flip
     from models.encoder import SourceEncoder
-    from training.trainer import stage_batches, warmup_cosine
+    from training.trainer import encoder_optimizer, stage_batches, warmup_cosine
 
     tc = cfg.train
     torch.manual_seed(tc.seed)
@@ -40,7 +40,7 @@ def train_supervised(cfg, data, epochs: int, device, log=print):
     classes = list(data.train_classes)
     y = torch.tensor([classes.index(int(c)) for c in data.train.labels], device=device)
     prototypes = torch.nn.Parameter(torch.randn(len(classes), cfg.model.embed_dim, device=device) * 0.01)
-    opt = torch.optim.AdamW([*enc.parameters(), prototypes], lr=tc.lr_encoder, weight_decay=tc.wd_encoder)
+    opt = encoder_optimizer([*enc.parameters(), prototypes], tc)
     images, n = data.train.images.to(device), len(data.train)
     bs, steps = stage_batches(tc.batch_size, n)
     total = max(1, epochs * steps)

@@ -641,7 +641,7 @@ def test_local_crops_add_a_trained_multicrop_term(mini_cache, tmp_path, one_thre
                                              ("train.batch_size", 0, "train.batch_size' must be >= 1"),
                                              ("train.local_size", 80, "train.local_size' must be in"),
                                              ("train.wd_encoder", -0.1, "train.wd_encoder' must be >= 0")])
-def test_bad_batch_and_crop_settings_are_rejected(key, value, match, mini_cache):
+def test_bad_batch_crop_and_decay_settings_are_rejected(key, value, match, mini_cache):
     from training.config import ConfigError
     with pytest.raises(ConfigError, match=match):
         tiny_cfg(mini_cache, **{key: value, "train.local_crops": 2})

@@ -48,6 +48,12 @@ def warmup_cosine(base: float, step: int, steps_per_epoch: int, total: int) -> f
     return base * warm * 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
 
 
+def encoder_optimizer(params, tc) -> torch.optim.AdamW:
+    """The encoder stage's optimizer over `params`: AdamW at train.lr_encoder (the schedule above sets the
+    learning rate of every step) with weight decay train.wd_encoder."""
+    return torch.optim.AdamW(params, lr=tc.lr_encoder, weight_decay=tc.wd_encoder)
+
+
 def ema_decay(target: float, n: int) -> float:
     """The EMA decay used after `n` generator steps: (1 + n) / (10 + n), capped at `target`."""
     return min(target, (1.0 + n) / (10.0 + n))
@@ -72,7 +78,7 @@ class Trainer:
             torch.manual_seed(tc.seed + 1000 * rank)  # but each process draws its own noise and crops
         self.g_ema = copy.deepcopy(self.nets.generator).eval().requires_grad_(False)
         enc_params = [*self.nets.text_encoder.parameters(), *self.nets.encoder.parameters()]
-        self.opt_enc = torch.optim.AdamW(enc_params, lr=tc.lr_encoder, weight_decay=tc.wd_encoder)
+        self.opt_enc = encoder_optimizer(enc_params, tc)
         self.opt_g = torch.optim.Adam(self.nets.generator.parameters(), lr=tc.lr_g, betas=(0.0, 0.99))
         self.opt_d = torch.optim.Adam(self.nets.discriminator.parameters(), lr=tc.lr_d, betas=(0.0, 0.99))
         self.d_loss, self.g_loss = losses.D_LOSSES[tc.gan_loss], losses.G_LOSSES[tc.gan_loss]
