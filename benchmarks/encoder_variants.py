@@ -12,7 +12,8 @@ VARIANTS.yaml maps a variant name to its dotted overrides, e.g.
 
 Each variant runs `Trainer.run_stage("encoder", train.encoder_epochs)` exactly as a full run's first
 stage does (same data, losses, schedule; nothing of stage 2), then embeds the centre crops of all 25
-classes' images and scores them with metrics.encoder (kNN-10 and linear probe, 5-fold). Variants run as
+classes' images and scores them with metrics.encoder (kNN-10 and linear probe, 5-fold), after the
+end-of-stage whitening (train.whiten_eps) as a full run's stage 2 sees them, and (kNN only) before it. Variants run as
 separate processes, N at a time, each with cores / N CPU threads (or sharing the one GPU). Results, one JSON
 line per variant with the machine and the monitor curve, go to OUT/results.jsonl and a table is printed.
 """
@@ -56,10 +57,17 @@ def run_variant(name: str, config: str, overrides: dict, out_dir: str, threads: 
     trainer.run_stage("encoder", cfg.train.encoder_epochs)
     train_s = time.time() - t0
     allset = data.all_images()
-    with torch.no_grad():
-        feats = embed_images(trainer.nets.encoder, allset.images, cfg.data.image_size, device)
     labels = allset.labels.numpy()
-    report = encoder_report(feats, labels, np.isin(labels, data.test_classes), k=cfg.eval.knn_k)
+    is_test = np.isin(labels, data.test_classes)
+
+    def scores() -> dict:
+        with torch.no_grad():
+            feats = embed_images(trainer.nets.encoder, allset.images, cfg.data.image_size, device)
+        return encoder_report(feats, labels, is_test, k=cfg.eval.knn_k)
+
+    raw = scores()  # the representation as trained
+    trainer.finish_encoder_stage()  # what a full run takes into stage 2: whitened when train.whiten_eps > 0
+    report = scores()
     curve = []
     for line in (run_dir / "stats.jsonl").read_text().splitlines():
         row = json.loads(line)
@@ -69,6 +77,7 @@ def run_variant(name: str, config: str, overrides: dict, out_dir: str, threads: 
     return {"variant": name, "overrides": overrides, "encoder_epochs": cfg.train.encoder_epochs,
             "encoder_params": enc_params, "train_seconds": round(train_s, 1), "device": str(device),
             **{f"{g}_{m}": report[g][m] for g in ("all", "train", "test") for m in ("knn_acc", "linear_acc")},
+            **{f"unwhitened_{g}_knn_acc": raw[g]["knn_acc"] for g in ("all", "train", "test")},
             "curve_epoch_knn_all_knn_test": curve}
 
 

@@ -33,10 +33,13 @@ DIVERSITY_NOISES, DIVERSITY_CAPTIONS_PER_CLASS, REAL_PAIRS = 4, 2, 200
 
 
 @torch.no_grad()
-def embed_images(encoder, images: torch.Tensor, size: int, device, batch_size: int = 256) -> np.ndarray:
-    """uint8 (N, 3, H, W) -> (N, D) float32 representations of the centre crops."""
+def embed_images(encoder, images: torch.Tensor, size: int, device, batch_size: int = 256,
+                 whitened: bool = True) -> np.ndarray:
+    """uint8 (N, 3, H, W) -> (N, D) float32 representations of the centre crops; whitened=False: before the
+    encoder's whitening (the space shared with the text encoder's caption embeddings)."""
     encoder.eval()
-    out = [encoder(to_float(center_crop(images[i:i + batch_size], size).to(device))).float().cpu()
+    fn = encoder if whitened else encoder.represent
+    out = [fn(to_float(center_crop(images[i:i + batch_size], size).to(device))).float().cpu()
            for i in range(0, len(images), batch_size)]
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
 
@@ -149,11 +152,15 @@ def generation_report(nets, data, cfg, feats, labels, is_test, ev, tr_set, devic
                                          y_test[half_a], k=k),
         "real_evaluator_knn": _unavailable(class_consistency, e_test[b_real], y_test[b_real], e_test[half_a],
                                            y_test[half_a], k=k) if ev else no_ev}
+    # R-precision lives in the image-text space of stage 1: image embeddings before the whitening
     t_emb = text.embed(text(tok.to(device), ln.to(device))).cpu().numpy() if len(tok) else np.zeros((0, 1))
+    shared_b = embed_images(nets.encoder, fake_b, 64, device, whitened=False)
+    shared_real = embed_images(nets.encoder, test.images[torch.as_tensor(b_real, dtype=torch.long)],
+                               cfg.data.image_size, device, whitened=False)
     cand = min(100, len(b_idx))
-    r["r_precision"] = _entry(r_precision, enc_b, t_emb, cand, candidates=cand, chance=1 / max(cand, 1),
+    r["r_precision"] = _entry(r_precision, shared_b, t_emb, cand, candidates=cand, chance=1 / max(cand, 1),
                               n=len(b_idx),
-                              real_reference=_unavailable(r_precision, f_test[b_real], t_emb, cand))
+                              real_reference=_unavailable(r_precision, shared_real, t_emb, cand))
 
     # 3) recognised as its (train) class by the evaluator: captions of the evaluator's hold-out images
     if ev and ev.info.get("holdout_acc") is not None:

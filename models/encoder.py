@@ -5,6 +5,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .whitening import Whitening
+
 
 class ResBlock(nn.Module):
     """Pre-activation residual block; `down` halves the resolution (stride-2 conv + 1x1 shortcut)."""
@@ -27,8 +29,11 @@ class SourceEncoder(nn.Module):
     """A small ResNet: (N, 3, 64, 64) in [-1, 1] -> (N, embed_dim) unit-norm representation.
 
     Stem: 3x3 conv at full resolution then a stride-2 conv to 32x32; stages of width w, 2w, 4w, 8w at
-    32, 16, 8, 4 px; global average pool (N, 8w); an MLP head -> embed_dim, L2-normalised.
-    `features()` returns the pooled backbone features, `forward()` the representation.
+    32, 16, 8, 4 px; global average pool (N, 8w); an MLP head -> embed_dim, L2-normalised; then `whiten`,
+    a PCA whitening (models/whitening.py) that is the identity while the network trains and is fitted on the
+    training images' representations at the end of the encoder stage.
+    `features()` returns the pooled backbone features, `represent()` the trained (unwhitened) representation,
+    `forward()` the representation.
     """
 
     def __init__(self, width: int = 32, embed_dim: int = 128):
@@ -42,6 +47,7 @@ class SourceEncoder(nn.Module):
         self.norm = nn.BatchNorm2d(8 * w)
         self.head = nn.Sequential(nn.Linear(8 * w, 8 * w), nn.BatchNorm1d(8 * w), nn.ReLU(),
                                   nn.Linear(8 * w, embed_dim))
+        self.whiten = Whitening(embed_dim)
         self.feature_dim, self.embed_dim = 8 * w, embed_dim
 
     def features(self, img: torch.Tensor) -> torch.Tensor:
@@ -49,6 +55,10 @@ class SourceEncoder(nn.Module):
         h = F.relu(self.norm(self.stages(self.stem(img))))  # (N, 8w, H/16, W/16)
         return h.mean(dim=(2, 3))
 
-    def forward(self, img: torch.Tensor) -> torch.Tensor:
-        """img: (N, 3, H, W) in [-1, 1] -> (N, embed_dim) unit-norm representation."""
+    def represent(self, img: torch.Tensor) -> torch.Tensor:
+        """img: (N, 3, H, W) in [-1, 1] -> (N, embed_dim) unit-norm representation before whitening."""
         return F.normalize(self.head(self.features(img)), dim=1)
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        """img: (N, 3, H, W) in [-1, 1] -> (N, embed_dim) unit-norm representation (whitened once fitted)."""
+        return self.whiten(self.represent(img))

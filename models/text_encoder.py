@@ -5,11 +5,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .whitening import Whitening
+
 
 class TextEncoder(nn.Module):
     """Caption tokens -> text encoding (for the generator and discriminator) and a unit-norm embedding
     in the space shared with the source encoder (for contrastive training), plus a *prior* head that
-    predicts the source representation of an image the caption describes (text-only generation).
+    predicts the source representation of an image the caption describes (text-only generation); `whiten`
+    maps that guess into the source encoder's whitened space (the identity until the encoder's is fitted).
 
     vocab_size comes from the data; width is the embedding and GRU size.
     """
@@ -22,6 +25,7 @@ class TextEncoder(nn.Module):
         self.proj = nn.Linear(text_dim, embed_dim)  # into the shared image-text space
         self.prior = nn.Sequential(nn.Linear(text_dim, text_dim), nn.LeakyReLU(0.2),
                                    nn.Linear(text_dim, embed_dim))  # -> predicted source representation
+        self.whiten = Whitening(embed_dim)  # the source encoder's whitening, copied in when it is fitted
         self.text_dim, self.embed_dim = text_dim, embed_dim
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -40,5 +44,6 @@ class TextEncoder(nn.Module):
         return F.normalize(self.proj(enc), dim=1)
 
     def predict_representation(self, enc: torch.Tensor) -> torch.Tensor:
-        """enc: (N, text_dim) -> (N, embed_dim) unit-norm guess of the source representation."""
-        return F.normalize(self.prior(enc), dim=1)
+        """enc: (N, text_dim) -> (N, embed_dim) unit-norm guess of the source representation (whitened
+        like the source encoder's once its whitening is fitted)."""
+        return self.whiten(F.normalize(self.prior(enc), dim=1))

@@ -565,7 +565,8 @@ def test_encoders_from_skips_stage_one_and_keeps_those_encoders(smoke_run, mini_
     cfg = from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
     assert cfg.train.encoders_from == str(src_dir / "checkpoints" / "best.pt") and cfg.train.encoder_epochs == 1
     rows = read_stats(run_dir)
-    assert {r["stage"] for r in rows} == {"gan"}  # no encoder step ran
+    assert not any("enc/image_text" in r for r in rows)  # no encoder step ran
+    assert {r["stage"] for r in rows if "time/epoch_seconds" in r} == {"gan"}
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["epochs"] == 1 + 1  # the source's encoder epoch counts
     src, new = load_checkpoint(src_dir / "checkpoints" / "best.pt"), load_checkpoint(run_dir / "checkpoints" / "last.pt")
@@ -640,8 +641,9 @@ def test_local_crops_add_a_trained_multicrop_term(mini_cache, tmp_path, one_thre
 @pytest.mark.parametrize("key,value,match", [("train.gan_batch_size", -1, "train.gan_batch_size' must be >= 0"),
                                              ("train.batch_size", 0, "train.batch_size' must be >= 1"),
                                              ("train.local_size", 80, "train.local_size' must be in"),
-                                             ("train.wd_encoder", -0.1, "train.wd_encoder' must be >= 0")])
-def test_bad_batch_crop_and_decay_settings_are_rejected(key, value, match, mini_cache):
+                                             ("train.wd_encoder", -0.1, "train.wd_encoder' must be >= 0"),
+                                             ("train.whiten_eps", -0.01, "train.whiten_eps' must be >= 0")])
+def test_bad_batch_crop_decay_and_whitening_settings_are_rejected(key, value, match, mini_cache):
     from training.config import ConfigError
     with pytest.raises(ConfigError, match=match):
         tiny_cfg(mini_cache, **{key: value, "train.local_crops": 2})
@@ -661,3 +663,46 @@ def test_encoder_learning_rate_warms_up_over_one_epoch_then_decays_to_zero():
     assert all(a < b for a, b in zip(lr[:9], lr[1:10]))  # rising during the first epoch
     assert all(a >= b for a, b in zip(lr[9:], lr[10:])) and lr[100] == pytest.approx(0.0, abs=1e-12)
     assert max(lr) < 2e-3
+
+
+# ---------------------------------------------------------------- end of stage 1: whitening
+def test_end_of_encoder_stage_whitens_the_encoder_and_the_text_prior(mini_cache, tmp_path, one_thread):
+    from metrics.evaluate import embed_images
+    trainer = make_trainer(tiny_cfg(mini_cache, **{"train.whiten_eps": 0.05}), tmp_path / "w")
+    trainer.run_stage("encoder", 1)
+    enc, text = trainer.nets.encoder, trainer.nets.text_encoder
+    assert not bool(enc.whiten.fitted)  # stage 1 trains the plain representation
+    raw = torch.from_numpy(embed_images(enc, trainer.data.train.images, 64, "cpu")).double()
+    trainer.finish_encoder_stage()
+    assert bool(enc.whiten.fitted) and bool(text.whiten.fitted)
+    # fitted on the training images
+    torch.testing.assert_close(enc.whiten.mean.double(), raw.mean(0), atol=1e-5, rtol=0)
+    for k, v in enc.whiten.state_dict().items():
+        assert torch.equal(v, text.whiten.state_dict()[k]), k  # the caption's prior lands in the same space
+    white = embed_images(enc, trainer.data.train.images, 64, "cpu")
+    unwhitened = embed_images(enc, trainer.data.train.images, 64, "cpu", whitened=False)  # the image-text space
+    np.testing.assert_allclose(unwhitened, raw.numpy(), atol=1e-6)
+    assert not np.allclose(white, unwhitened, atol=1e-3)
+    assert np.abs(white.mean(0)).max() < raw.mean(0).abs().max().item()  # centred
+    row = read_stats(tmp_path / "w")[-1]
+    assert {"monitor/knn_all_whitened", "monitor/knn_test_whitened"} <= set(row)
+    ckpt_nets = trainer.state_dict()["networks"]
+    assert bool(ckpt_nets["encoder"]["whiten.fitted"]) and bool(ckpt_nets["text_encoder"]["whiten.fitted"])
+
+
+def test_whitening_off_and_encoders_saved_before_it_existed(smoke_run, mini_cache, tmp_path, one_thread):
+    trainer = make_trainer(tiny_cfg(mini_cache, **{"train.whiten_eps": 0}), tmp_path / "off")
+    trainer.run_stage("encoder", 1)
+    trainer.finish_encoder_stage()
+    assert not bool(trainer.nets.encoder.whiten.fitted) and not bool(trainer.nets.text_encoder.whiten.fitted)
+    # a finished stage 1 saved before whitening existed: stage 2 starts by fitting it
+    ckpt = load_checkpoint(smoke_run[0] / "checkpoints" / "best.pt")
+    for name in ("encoder", "text_encoder"):
+        ckpt["networks"][name] = {k: v for k, v in ckpt["networks"][name].items() if not k.startswith("whiten.")}
+    later = make_trainer(tiny_cfg(mini_cache), tmp_path / "later")
+    later.start_from_encoders(ckpt, "old.pt")
+    assert bool(later.nets.encoder.whiten.fitted) and later.state["stage"] == "gan"
+    # stage 2 takes this run's setting, whatever the source had: off here, though the smoke run whitened
+    plain = make_trainer(tiny_cfg(mini_cache, **{"train.whiten_eps": 0}), tmp_path / "plain")
+    plain.start_from_encoders(load_checkpoint(smoke_run[0] / "checkpoints" / "best.pt"), "best.pt")
+    assert not bool(plain.nets.encoder.whiten.fitted) and not bool(plain.nets.text_encoder.whiten.fitted)

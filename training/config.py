@@ -62,6 +62,7 @@ class TrainConfig:
     encoders_from: str = ""  # run dir or checkpoint: skip stage 1 and start stage 2 with its trained encoders
     lr_encoder: float = 2e-3
     wd_encoder: float = 0.5  # AdamW weight decay of the encoder stage (source and text encoders); 1e-4 before: README
+    whiten_eps: float = 0.01  # end of stage 1: PCA-whiten the representation (eigenvalue floor, x the largest); 0 = off
     lr_g: float = 2e-4
     lr_d: float = 2e-4
     temperature: float = 0.1
@@ -263,7 +264,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError(
             f"train.encoder_epochs + train.gan_epochs = {cfg.train.encoder_epochs + cfg.train.gan_epochs} "
             "exceeds the 200-epoch budget")
-    for key, least in {"batch_size": 1, "gan_batch_size": 0, "local_crops": 0, "wd_encoder": 0}.items():
+    for key, least in {"batch_size": 1, "gan_batch_size": 0, "local_crops": 0, "wd_encoder": 0,
+                       "whiten_eps": 0}.items():
         value = getattr(cfg.train, key)
         if value < least:
             raise ConfigError(f"config key 'train.{key}' must be >= {least}, got {value}")

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torchvision.utils import save_image
 
-from data_utils.augment import center_crop, color_jitter, random_crop_flip, random_resized_crop
+from data_utils.augment import center_crop, color_jitter, random_crop_flip, random_resized_crop, to_float
 from data_utils.dataset import FlowerData, ImageSet
 from data_utils.text import Vocab, caption_semantics, tfidf_matrix
 
@@ -144,6 +144,7 @@ class Trainer:
                 getattr(self.nets, name).load_state_dict(ckpt["networks"][name])
             except RuntimeError as e:
                 raise CheckpointError(f"{source}: its {name} does not fit this run's model settings: {e}") from None
+        self.finish_encoder_stage()  # this run's train.whiten_eps (also for encoders saved before whitening existed)
         self.state.update(stage="gan", stage_epoch=0, epoch=self.cfg.train.encoder_epochs, step_in_epoch=0,
                           perm=None)
 
@@ -329,7 +330,9 @@ class Trainer:
         tokens, lengths = val.tokens[ar, slot].to(self.device), val.lengths[ar, slot].to(self.device)
         t = text(tokens, lengths)
         r_real = enc(x)
-        out = {"val/image_text_loss": losses.info_nce(r_real, text.embed(t), self.cfg.train.temperature).item()}
+        # the image-text space is the one stage 1 trained: before the end-of-stage whitening
+        it_loss = losses.info_nce(enc.represent(x), text.embed(t), self.cfg.train.temperature)
+        out = {"val/image_text_loss": it_loss.item()}
         if self.state["stage"] == "encoder" or self.state["stage_epoch"] == 0:
             out.update(self.monitor_encoder())
         if self.state["stage"] == "gan":
@@ -437,6 +440,32 @@ class Trainer:
                          + " ".join(f"{k}={v:.4g}" for k, v in shown.items()))
             self.save("last.pt")
 
+    @torch.no_grad()
+    def finish_encoder_stage(self) -> None:
+        """End of stage 1: fit the source encoder's whitening (train.whiten_eps > 0) on the representations
+        of the centre crops of the training images, label-free, and give the text encoder's prior the same
+        one, so that a caption's predicted representation lives in the same space. train.whiten_eps = 0
+        leaves (or puts) both at the identity."""
+        eps, enc = self.cfg.train.whiten_eps, self.nets.encoder
+        if eps <= 0:
+            enc.whiten.reset()
+            self.nets.text_encoder.whiten.reset()
+            return
+        mode, size = enc.training, self.cfg.data.image_size
+        enc.eval()
+        z = torch.cat([enc.represent(to_float(center_crop(self.images[i:i + 256], size))).float()
+                       for i in range(0, len(self.images), 256)])
+        enc.train(mode)
+        enc.whiten.fit(z, eps)
+        self.nets.text_encoder.whiten.load_state_dict(enc.whiten.state_dict())
+        if self.rank == 0:
+            st = self.state
+            row = {"stage": "encoder", "epoch": st["epoch"], "step": st["step"], "images_seen": st["images_seen"],
+                   **{f"{k}_whitened": v for k, v in self.monitor_encoder().items()}}
+            self._log(row)
+            self.log(f"[encoder] representation whitened (eps {eps}) on {len(z)} training images "
+                     + " ".join(f"{k}={v:.4g}" for k, v in row.items() if k.startswith("monitor/")))
+
     def fit(self) -> dict:
         """Run (or resume) both stages; returns a summary. Stops early, resumable, if stop_requested."""
         tc, st = self.cfg.train, self.state
@@ -445,6 +474,7 @@ class Trainer:
             self.run_stage("encoder", tc.encoder_epochs)
             if self.stop_requested:
                 return self._interrupted()
+            self.finish_encoder_stage()
             st.update(stage="gan", stage_epoch=0, step_in_epoch=0, perm=None)
         if st["stage"] == "gan":
             self.run_stage("gan", tc.gan_epochs)
