@@ -49,19 +49,21 @@ class Whitening(nn.Module):
         self.fitted.fill_(True)
         self._active = True
 
+    def _identity(self) -> dict:
+        """The buffers of the not-fitted (identity) state."""
+        dim = self.mean.shape[0]
+        return {"mean": torch.zeros(dim), "proj": torch.eye(dim), "fitted": torch.tensor(False)}
+
     @torch.no_grad()
     def reset(self) -> None:
         """Back to the identity (not fitted)."""
-        self.mean.zero_()
-        self.proj.copy_(torch.eye(self.proj.shape[0]))
-        self.fitted.fill_(False)
+        for name, value in self._identity().items():
+            getattr(self, name).copy_(value)
         self._active = False
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs):
-        dim = self.mean.shape[0]
-        identity = {"mean": torch.zeros(dim), "proj": torch.eye(dim), "fitted": torch.tensor(False)}
-        for name, value in identity.items():  # absent (older checkpoints): the identity
+        for name, value in self._identity().items():  # absent (older checkpoints): the identity
             state_dict.setdefault(prefix + name, value)
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                                       error_msgs)

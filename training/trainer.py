@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torchvision.utils import save_image
 
-from data_utils.augment import center_crop, color_jitter, random_crop_flip, random_resized_crop, to_float
+from data_utils.augment import center_crop, color_jitter, random_crop_flip, random_resized_crop
 from data_utils.dataset import FlowerData, ImageSet
 from data_utils.text import Vocab, caption_semantics, tfidf_matrix
 
@@ -451,10 +451,9 @@ class Trainer:
             enc.whiten.reset()
             self.nets.text_encoder.whiten.reset()
             return
-        mode, size = enc.training, self.cfg.data.image_size
-        enc.eval()
-        z = torch.cat([enc.represent(to_float(center_crop(self.images[i:i + 256], size))).float()
-                       for i in range(0, len(self.images), 256)])
+        from metrics.evaluate import embed_images
+        mode = enc.training
+        z = torch.from_numpy(embed_images(enc, self.images, self.cfg.data.image_size, self.device, whitened=False))
         enc.train(mode)
         enc.whiten.fit(z, eps)
         self.nets.text_encoder.whiten.load_state_dict(enc.whiten.state_dict())
