@@ -128,14 +128,12 @@ def pick_test_captions(test_set, per_class: int = 5, seed: int = 0) -> list[dict
 
 def generate_for_picks(nets, cfg, test_set, picks: list[dict], device, seed: int = 0):
     """One text-only image per picked caption (`training.generate.generate_from_tokens`, its own noise
-    each) -> uint8 array (len(picks), 64, 64, 3)."""
-    import torch
-
-    from training.generate import generate_from_tokens
+    each, scaled by the run's eval.truncation) -> uint8 array (len(picks), 64, 64, 3)."""
+    from training.generate import generate_from_tokens, sample_noise
     idx = [p["image"] for p in picks]
     slots = [p["slot"] for p in picks]
     tokens, lengths = test_set.tokens[idx, slots], test_set.lengths[idx, slots]
-    z = torch.randn(len(picks), 1, cfg.model.noise_dim, generator=torch.Generator().manual_seed(seed))
+    z = sample_noise(len(picks), 1, cfg.model.noise_dim, seed=seed, truncation=cfg.eval.truncation)
     out = generate_from_tokens(nets.text_encoder, nets.generator, tokens, lengths, z, device, per_caption_noise=True)
     return to_hwc_uint8(out[:, 0])
 

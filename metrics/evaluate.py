@@ -75,10 +75,11 @@ def one_caption_each(image_set, idx, g: torch.Generator) -> tuple[list[int], lis
     return [p[0] for p in picks], [p[1] for p in picks]
 
 
-def _generate(nets, tokens, lengths, k: int, noise_dim: int, seed: int, device, batch: int = 128) -> torch.Tensor:
+def _generate(nets, tokens, lengths, k: int, noise_dim: int, seed: int, device, batch: int = 128,
+              truncation: float = 1.0) -> torch.Tensor:
     """tokens (C, L), lengths (C,) -> uint8 (C * K, 3, 64, 64) on CPU, K samples per caption (seeded noise)."""
-    from training.generate import generate_from_tokens
-    z = torch.randn(len(tokens), k, noise_dim, generator=torch.Generator().manual_seed(seed))
+    from training.generate import generate_from_tokens, sample_noise
+    z = sample_noise(len(tokens), k, noise_dim, seed=seed, truncation=truncation)
     out = [generate_from_tokens(nets.text_encoder, nets.generator, tokens[i:i + batch], lengths[i:i + batch],
                                 z[i:i + batch], device, per_caption_noise=True).flatten(0, 1).cpu()
            for i in range(0, len(tokens), batch)]
@@ -117,7 +118,7 @@ def generation_report(nets, data, cfg, feats, labels, is_test, ev, tr_set, devic
     """Generation metrics from text alone (see metrics/report.py); tr_set = data.train_class_images(), the
     evaluator's training pool. Returns (report, samples uint8 (M, 3, 64, 64), (sample labels, sample
     captions)) for samples.npz."""
-    ec, zd, k = cfg.eval, cfg.model.noise_dim, cfg.eval.knn_k
+    ec, zd, k, psi = cfg.eval, cfg.model.noise_dim, cfg.eval.knn_k, cfg.eval.truncation
     test, text = data.test, nets.text_encoder
     y_test, f_test = labels[is_test], feats[is_test]
     e_test = ev.features(test.images) if ev else None
@@ -127,11 +128,11 @@ def generation_report(nets, data, cfg, feats, labels, is_test, ev, tr_set, devic
     # 1) samples.npz: captions_per_test_class captions x samples_per_caption of each test class
     img_idx, slots = test_captions(test, ec.captions_per_test_class)
     fake = _generate(nets, test.tokens[img_idx, slots], test.lengths[img_idx, slots], ec.samples_per_caption,
-                     zd, seed=0, device=device)
+                     zd, seed=0, device=device, truncation=psi)
     s_labels = np.repeat(test.labels[img_idx].numpy(), ec.samples_per_caption)
     s_caps = np.repeat(np.array([test.captions[i][s] for i, s in zip(img_idx, slots)], dtype=object),
                        ec.samples_per_caption).astype(str)
-    r = {"n_generated": len(fake),
+    r = {"n_generated": len(fake), "truncation": psi,
          "class_consistency_encoder_knn": _unavailable(
              class_consistency, embed_images(nets.encoder, fake, 64, device), s_labels, f_test, y_test, k=k),
          "class_consistency_evaluator_knn": _unavailable(
@@ -141,7 +142,7 @@ def generation_report(nets, data, cfg, feats, labels, is_test, ev, tr_set, devic
     half_a, half_b = disjoint_halves(len(test), seed=0)
     b_idx, b_slots = one_caption_each(test, half_b.tolist(), torch.Generator().manual_seed(2))
     tok, ln = test.tokens[b_idx, b_slots], test.lengths[b_idx, b_slots]
-    fake_b = _generate(nets, tok, ln, 1, zd, seed=2, device=device)
+    fake_b = _generate(nets, tok, ln, 1, zd, seed=2, device=device, truncation=psi)
     enc_b = embed_images(nets.encoder, fake_b, 64, device)
     r["fid_encoder"], r["kid_encoder"] = fid_kid_vs_floor(f_test, half_a, enc_b)
     r["fid_evaluator"], r["kid_evaluator"] = (fid_kid_vs_floor(e_test, half_a, evf(fake_b)) if ev else (no_ev, no_ev))
@@ -167,7 +168,8 @@ def generation_report(nets, data, cfg, feats, labels, is_test, ev, tr_set, devic
         from .evaluator import stratified_holdout
         hold = np.flatnonzero(stratified_holdout(tr_set.labels.numpy(), ev.spec.holdout_fraction, ev.spec.seed))
         h_idx, h_slots = one_caption_each(tr_set, hold.tolist(), torch.Generator().manual_seed(3))
-        fake_h = _generate(nets, tr_set.tokens[h_idx, h_slots], tr_set.lengths[h_idx, h_slots], 1, zd, 3, device)
+        fake_h = _generate(nets, tr_set.tokens[h_idx, h_slots], tr_set.lengths[h_idx, h_slots], 1, zd, 3, device,
+                           truncation=psi)
         pred = ev.features_and_predictions(fake_h)[1]
         r["recognised_train_class"] = {"value": float(np.mean(pred == tr_set.labels[h_idx].numpy())),
                                        "real_reference": ev.info["holdout_acc"], "chance": ev.info["chance"],
@@ -177,8 +179,8 @@ def generation_report(nets, data, cfg, feats, labels, is_test, ev, tr_set, devic
 
     # 4) diversity: MS-SSIM between samples of one caption vs between real test-class images
     d_idx, d_slots = test_captions(test, DIVERSITY_CAPTIONS_PER_CLASS, seed=1)
-    zdiv = torch.randn(DIVERSITY_NOISES, zd, generator=torch.Generator().manual_seed(1))
-    from training.generate import generate_from_tokens
+    from training.generate import generate_from_tokens, sample_noise
+    zdiv = sample_noise(DIVERSITY_NOISES, zd, seed=1, truncation=psi)
     div = generate_from_tokens(text, nets.generator, test.tokens[d_idx, d_slots], test.lengths[d_idx, d_slots],
                                zdiv, device).cpu() if d_idx else torch.zeros(0, DIVERSITY_NOISES, 3, 64, 64)
     real = to_float(center_crop(test.images, 64))

@@ -4,7 +4,7 @@ metrics.json (written by metrics.evaluate.evaluate); every number has its refere
   encoder/{all,train,test}: knn_acc, linear_acc, silhouette, nmi, n, n_classes (source encoder)
   baselines/{color_histogram,random_cnn}/{all,train,test}: the same four for training-free features
   evaluator: n_classes, n_train, n_holdout, holdout_acc, chance, feature_dim, spec (the evaluation CNN)
-  generation: n_generated (= samples.npz rows);
+  generation: n_generated (= samples.npz rows); truncation (the noise scale of every sample; 1 = as trained);
     class_consistency_{encoder,evaluator}_knn (float) + class_consistency_reference {chance, real_*_knn};
     {fid,kid}_{evaluator,encoder}: {value, floor, n_real, n_fake (+ std, floor_std, subset_size for KID)};
     recognised_train_class {value, real_reference, chance, n}; r_precision {value, real_reference,
@@ -142,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--captions-per-class", type=int, default=0, metavar="N",
                    help="captions per test class for samples.npz and class consistency (default: the run's "
                         "eval.captions_per_test_class: 40 in current runs, 10 in older ones)")
+    p.add_argument("--truncation", type=float, default=None, metavar="PSI",
+                   help="noise scale in [0, 1] for the generated samples (default: the run's eval.truncation, 1)")
     p.add_argument("--no-figures", action="store_true",
                    help="skip eval/figures/*.png (real-vs-generated grid, t-SNE, UMAP)")
     args = p.parse_args(argv)
@@ -151,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.captions_per_class < 0:
         return fail(f"--captions-per-class must be >= 1, got {args.captions_per_class}")
+    if args.truncation is not None and not 0.0 <= args.truncation <= 1.0:
+        return fail(f"--truncation must be in [0, 1], got {args.truncation}")
 
     import torch
 
@@ -172,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"{ckpt}: checkpoint does not fit this code's config or networks ({type(e).__name__}: {e})")
     cfg.data.cache = args.cache or cfg.data.cache
     cfg.eval.captions_per_test_class = args.captions_per_class or cfg.eval.captions_per_test_class
+    cfg.eval.truncation = cfg.eval.truncation if args.truncation is None else args.truncation
     if not Path(cfg.data.cache).is_file():
         return fail(f"{cfg.data.cache}: evaluation data (HDF5 cache) not found; pass --cache PATH or build it "
                     f"with `python -m data_utils.prepare`")

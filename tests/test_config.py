@@ -148,6 +148,10 @@ def test_validate_rejects():
         build_config(overrides={"data.val_fraction": 1.0})
     with pytest.raises(ConfigError, match="102"):
         build_config(overrides={"data.n_train_classes": 100, "data.n_test_classes": 5})
+    assert build_config(overrides={"eval.truncation": 0}).eval.truncation == 0.0  # both ends of [0, 1] are fine
+    for bad in (1.5, -0.1):
+        with pytest.raises(ConfigError, match=r"eval\.truncation.*\[0, 1\]"):
+            build_config(overrides={"eval.truncation": bad})
 
 
 def test_to_dict_from_dict_round_trip(tmp_path):

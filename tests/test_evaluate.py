@@ -161,3 +161,16 @@ def test_evaluate_captions_per_class_sets_the_sample_count(tiny_run, tmp_path):
     assert cfg["captions_per_test_class"] == 3 and g["n_generated"] == 5 * 2 * cfg["samples_per_caption"]
     proc = _evaluate("--run", str(tiny_run), "--captions-per-class", "-1", "--out", str(tmp_path / "neg"))
     assert proc.returncode == 2 and "--captions-per-class" in proc.stderr and not (tmp_path / "neg").exists()
+
+
+def test_evaluate_truncation_reaches_every_sample(tiny_run, tmp_path):
+    proc = _evaluate("--run", str(tiny_run), "--no-figures", "--truncation", "0", "--out", str(tmp_path / "t0"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    g = json.loads((tmp_path / "t0" / "metrics.json").read_text())["generation"]
+    assert g["truncation"] == 0.0
+    assert g["ms_ssim_same_caption"]["value"] == pytest.approx(1.0, abs=2e-5)  # no noise: identical samples
+    default = json.loads((tiny_run / "eval" / "metrics.json").read_text())["generation"]
+    # the tiny run's generator barely uses its noise (MS-SSIM ~0.999), but its samples do differ
+    assert default["truncation"] == 1.0 and default["ms_ssim_same_caption"]["value"] < 1 - 2e-4
+    proc = _evaluate("--run", str(tiny_run), "--truncation", "2", "--out", str(tmp_path / "t2"))
+    assert proc.returncode == 2 and "--truncation" in proc.stderr and not (tmp_path / "t2").exists()

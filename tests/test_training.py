@@ -232,6 +232,21 @@ def test_load_models_and_generate_captions(smoke_run, one_thread):
         generate_captions(best, ["rose", caps[0]], n=1)
 
 
+def test_generate_captions_truncation(smoke_run, one_thread):
+    from training.generate import generate_captions
+    best = smoke_run[0] / "checkpoints" / "best.pt"
+    caps = ["this flower has large pink petals with a yellow center"]
+    full = generate_captions(best, caps, n=3, seed=5)
+    assert torch.equal(full, generate_captions(best, caps, n=3, seed=5, truncation=1.0))  # the run's default is 1
+    zero = generate_captions(best, caps, n=3, seed=5, truncation=0.0)  # no noise: one image per caption
+    assert torch.allclose(zero[0, 0], zero[0, 1]) and torch.allclose(zero[0, 0], zero[0, 2])
+    half = generate_captions(best, caps, n=3, seed=5, truncation=0.5)
+    assert not torch.allclose(half[0, 0], half[0, 1])  # still varied, and not the untruncated images
+    assert not torch.allclose(half, full) and not torch.allclose(half, zero)
+    with pytest.raises(ValueError, match=r"truncation must be in \[0, 1\], got 1.5"):
+        generate_captions(best, caps, n=1, truncation=1.5)
+
+
 def test_generate_cli_writes_png(smoke_run, tmp_path):
     run_dir, _ = smoke_run
     out = tmp_path / "grid.png"

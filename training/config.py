@@ -99,6 +99,7 @@ class EvalConfig:
     samples_per_caption: int = 1
     captions_per_test_class: int = 40  # 200 samples over 5 test classes: class consistency +-0.03 (10: +-0.07)
     fid_samples: int = 500
+    truncation: float = 1.0  # sampling noise z * truncation for every text-only sample (1 = as in training)
     figures: bool = True  # end-of-run t-SNE / UMAP / real-vs-generated PNGs in eval/figures (and to W&B)
 
 
@@ -272,6 +273,8 @@ def validate(cfg: Config) -> None:
     if cfg.train.local_crops and not 8 <= cfg.train.local_size <= cfg.data.image_size:
         raise ConfigError(f"config key 'train.local_size' must be in [8, data.image_size = {cfg.data.image_size}], "
                           f"got {cfg.train.local_size}")
+    if not 0.0 <= cfg.eval.truncation <= 1.0:
+        raise ConfigError(f"config key 'eval.truncation' must be in [0, 1], got {cfg.eval.truncation}")
     if not 0.0 <= cfg.data.val_fraction < 1.0:
         raise ConfigError(f"config key 'data.val_fraction' must be in [0, 1), got {cfg.data.val_fraction}")
     if cfg.data.n_train_classes + cfg.data.n_test_classes > 102:
