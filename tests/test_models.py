@@ -143,6 +143,23 @@ def test_discriminator_features_scored_against_several_captions():
     assert torch.allclose(d.logits(h, t), d(img, t), atol=1e-6)  # one conv pass, any caption
     assert torch.allclose(d.logits(h, t2), d(img, t2), atol=1e-6)
 
+
+def test_discriminator_with_representation_projection():
+    plain, d = Discriminator(width=8, text_dim=14), Discriminator(width=8, text_dim=14, rep_dim=6)
+    assert count_params(d) - count_params(plain) == 6 * 64 + 64  # one more projection, nothing else
+    d.eval()
+    img, t, r = torch.rand(4, 3, 64, 64) * 2 - 1, torch.randn(4, 14), torch.randn(4, 6)
+    h = d.features(img)
+    a = d(img, t, r)
+    assert a.shape == (4,) and torch.allclose(a, d.logits(h, t, r), atol=1e-6)
+    assert (a - d(img, t, torch.randn(4, 6))).abs().min() > 0  # every row's logit depends on its r
+    assert (a - d(img, torch.randn(4, 14), r)).abs().min() > 0  # and still on its text
+    with pytest.raises(ValueError, match="rep_dim"):
+        d(img, t)
+    with pytest.raises(ValueError, match="rep_dim"):
+        plain(img, t, r)
+
+
 # ---------------------------------------------------------------- parameter budget
 def _tiny_model_config() -> ModelConfig:
     cfg = Config()

@@ -508,8 +508,11 @@ def test_condition_uses_the_encoder_or_the_text_prior(text_rep_prob, mini_cache,
     assert torch.allclose(r, expect, atol=1e-5)
 
 
-def test_generator_step_leaves_discriminator_and_encoder_weights_without_gradients(mini_cache, tmp_path, one_thread):
-    trainer = make_trainer(tiny_cfg(mini_cache, **{"train.r1_every": 1}), tmp_path / "g")
+@pytest.mark.parametrize("d_rep", [False, True])
+def test_generator_step_leaves_discriminator_and_encoder_weights_without_gradients(d_rep, mini_cache, tmp_path,
+                                                                                   one_thread):
+    trainer = make_trainer(tiny_cfg(mini_cache, **{"train.r1_every": 1, "model.d_rep": d_rep}), tmp_path / "g")
+    assert (trainer.nets.discriminator.rep_proj is not None) == d_rep
     trainer.state.update(stage="gan")
     trainer.set_stage_modes("gan")
     D = trainer.nets.discriminator
@@ -517,7 +520,8 @@ def test_generator_step_leaves_discriminator_and_encoder_weights_without_gradien
     for p in D.parameters():  # fires each time a backward computes this weight's gradient
         p.register_hook(lambda g, calls=calls: calls.append(1))
     out = trainer.gan_step(torch.arange(trainer.bs))
-    assert len(calls) == len(list(D.parameters()))  # once each: the D step's backward, not the G step's
+    # once each (with d_rep, rep_proj too: r reaches D's loss): the D step's backward, not the G step's
+    assert len(calls) == len(list(D.parameters()))
     assert all(p.requires_grad for p in D.parameters())  # restored after the G step
     assert all(p.grad is None for p in trainer.nets.encoder.parameters())
     assert all(math.isfinite(float(v.detach())) for v in out.values())

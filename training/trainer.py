@@ -244,6 +244,8 @@ class Trainer:
         tc, G, D, E = self.cfg.train, self.nets.generator, self.nets.discriminator, self.enc_fwd
         real, t, r = self._condition(idx)
         t_wrong = t.roll(1, dims=0)  # another image's caption
+        # model.d_rep: D also sees r (the wrong pair gets the other image's r too); else r is not D's input
+        r_d, r_wrong = (r, r.roll(1, dims=0)) if self.cfg.model.d_rep else (None, None)
         z = torch.randn(real.shape[0], self.cfg.model.noise_dim, device=self.device)
         aug = lambda img: diff_augment(img, tc.diffaug)  # noqa: E731 - the image itself when the policy is ""
         # D step: one conv pass over [real | fake]; the real features are scored with their own caption
@@ -253,21 +255,21 @@ class Trainer:
             c, mu, logvar = G.condition(t)
             fake = self.synth_fwd(z, c, r)
             h_real, h_fake = D.features(aug(torch.cat([real, fake.detach()]))).chunk(2)
-            d_real, d_wrong, d_fake = (D.logits(h, tt).float() for h, tt in
-                                       ((h_real, t), (h_real, t_wrong), (h_fake, t)))
+            d_real, d_wrong, d_fake = (D.logits(h, tt, rr).float() for h, tt, rr in
+                                       ((h_real, t, r_d), (h_real, t_wrong, r_wrong), (h_fake, t, r_d)))
         d_loss = self.d_loss(d_real, d_wrong, d_fake, tc.mismatch_weight)
         out = {"gan/d_loss": d_loss, "gan/d_real": d_real.mean(), "gan/d_fake": d_fake.mean(),
                "gan/d_wrong": d_wrong.mean()}
         if tc.r1_gamma > 0 and self.state["step"] % tc.r1_every == 0:
             real_r1 = real.detach().requires_grad_(True)  # float32: the double backward stays unscaled
-            r1 = losses.r1_penalty(D(aug(real_r1), t), real_r1)
+            r1 = losses.r1_penalty(D(aug(real_r1), t, r_d), real_r1)
             d_loss = d_loss + 0.5 * tc.r1_gamma * tc.r1_every * r1
             out["gan/r1"] = r1
         self._step("d", self.opt_d, d_loss, D.parameters())
         # G step: gradients flow through D and E to the image only (their weights need none)
         D.requires_grad_(False)
         with self._autocast():
-            g_adv = self.g_loss(D(aug(fake), t).float())
+            g_adv = self.g_loss(D(aug(fake), t, r_d).float())
             distill = losses.cosine_distance(E(diff_augment(fake, tc.distill_aug)).float(), r)  # what E judges
         D.requires_grad_(True)
         kl = losses.kl_normal(mu.float(), logvar.float())
