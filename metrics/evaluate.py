@@ -76,12 +76,14 @@ def one_caption_each(image_set, idx, g: torch.Generator) -> tuple[list[int], lis
 
 
 def _generate(nets, tokens, lengths, k: int, noise_dim: int, seed: int, device, batch: int = 128,
-              truncation: float = 1.0) -> torch.Tensor:
-    """tokens (C, L), lengths (C,) -> uint8 (C * K, 3, 64, 64) on CPU, K samples per caption (seeded noise)."""
+              truncation: float = 1.0, rep: torch.Tensor | None = None) -> torch.Tensor:
+    """tokens (C, L), lengths (C,) -> uint8 (C * K, 3, 64, 64) on CPU, K samples per caption (seeded noise);
+    rep (C, D): source representations instead of the text prior's guesses."""
     from training.generate import generate_from_tokens, sample_noise
     z = sample_noise(len(tokens), k, noise_dim, seed=seed, truncation=truncation)
     out = [generate_from_tokens(nets.text_encoder, nets.generator, tokens[i:i + batch], lengths[i:i + batch],
-                                z[i:i + batch], device, per_caption_noise=True).flatten(0, 1).cpu()
+                                z[i:i + batch], device, per_caption_noise=True,
+                                rep=None if rep is None else rep[i:i + batch]).flatten(0, 1).cpu()
            for i in range(0, len(tokens), batch)]
     return to_uint8(torch.cat(out)) if out else torch.zeros((0, 3, 64, 64), dtype=torch.uint8)
 
@@ -137,6 +139,16 @@ def generation_report(nets, data, cfg, feats, labels, is_test, ev, tr_set, devic
              class_consistency, embed_images(nets.encoder, fake, 64, device), s_labels, f_test, y_test, k=k),
          "class_consistency_evaluator_knn": _unavailable(
              class_consistency, evf(fake), s_labels, e_test, y_test, k=k) if ev else no_ev}
+    # the same captions and noise, with the representation of each caption's own photo instead of the prior's
+    # guess: how much class fidelity the prior loses (gap to the above) vs the generator (gap to real photos)
+    own_rep = embed_images(nets.encoder, test.images[torch.as_tensor(img_idx, dtype=torch.long)],
+                           cfg.data.image_size, device)
+    own = _generate(nets, test.tokens[img_idx, slots], test.lengths[img_idx, slots], ec.samples_per_caption, zd,
+                    seed=0, device=device, truncation=psi, rep=torch.from_numpy(own_rep))
+    r["class_consistency_own_photo_representation"] = {
+        "encoder_knn": _unavailable(class_consistency, embed_images(nets.encoder, own, 64, device), s_labels,
+                                    f_test, y_test, k=k),
+        "evaluator_knn": _unavailable(class_consistency, evf(own), s_labels, e_test, y_test, k=k) if ev else no_ev}
 
     # 2) one fake per caption of real half B, scored against real half A (same footing as the floor)
     half_a, half_b = disjoint_halves(len(test), seed=0)

@@ -6,6 +6,8 @@ metrics.json (written by metrics.evaluate.evaluate); every number has its refere
   evaluator: n_classes, n_train, n_holdout, holdout_acc, chance, feature_dim, spec (the evaluation CNN)
   generation: n_generated (= samples.npz rows); truncation (the noise scale of every sample; 1 = as trained);
     class_consistency_{encoder,evaluator}_knn (float) + class_consistency_reference {chance, real_*_knn};
+    class_consistency_own_photo_representation {encoder_knn, evaluator_knn}: the same captions and noise with
+    the representation of each caption's own photo instead of the text prior's guess (prior vs generator);
     {fid,kid}_{evaluator,encoder}: {value, floor, n_real, n_fake (+ std, floor_std, subset_size for KID)};
     recognised_train_class {value, real_reference, chance, n}; r_precision {value, real_reference,
     candidates, chance, n}; ms_ssim_same_caption {value, real_reference_same_class, real_reference_any, ...}
@@ -89,6 +91,11 @@ def table_rows(report: dict) -> list[tuple[str, str, str, str]]:
                      fmt(gen.get(f"class_consistency_{space}_knn")),
                      f"real {fmt(ref.get(f'real_{space}_knn'))}, chance {fmt(ref.get('chance'))}",
                      "higher; close to real"))
+    own = gen.get("class_consistency_own_photo_representation", {})
+    for space in ("encoder", "evaluator"):
+        rows.append((f"  the same, from the own photo's r ({space} kNN)",
+                     fmt(_get(own, f"{space}_knn")), f"from the text prior: {fmt(gen.get(f'class_consistency_{space}_knn'))}",
+                     "above the prior's = the prior loses class; both low = the generator does"))
     rp = gen.get("r_precision", {})
     rows.append((f"R-precision ({fmt(_get(rp, 'candidates'))} candidates)", fmt(_get(rp, "value")),
                  f"real {fmt(_get(rp, 'real_reference'))}, chance {fmt(_get(rp, 'chance'))}",

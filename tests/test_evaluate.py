@@ -128,6 +128,9 @@ def test_evaluate_command_rewrites_eval_and_prints_the_table(tiny_run):
     for space in ("evaluator", "encoder"):
         kid, fid = g[f"kid_{space}"], g[f"fid_{space}"]
         assert {"value", "floor", "n_real", "n_fake"} <= set(kid) | set(fid) or "unavailable" in kid
+    own = g["class_consistency_own_photo_representation"]
+    assert 0 <= own["encoder_knn"] <= 1 and 0 <= own["evaluator_knn"] <= 1
+    assert "own photo" in proc.stdout
     assert m["runtime"]["evaluator_cached"] is True  # the end-of-run evaluation trained and cached it
     for name in ("embeddings.npz", "samples.npz", "evaluator.pt"):
         assert (tiny_run / "eval" / name).is_file()

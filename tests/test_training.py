@@ -232,6 +232,22 @@ def test_load_models_and_generate_captions(smoke_run, one_thread):
         generate_captions(best, ["rose", caps[0]], n=1)
 
 
+def test_generate_from_tokens_with_given_representations(smoke_run, one_thread):
+    from training.generate import generate_from_tokens, load_models
+    nets, vocab, cfg, _ = load_models(smoke_run[0] / "checkpoints" / "best.pt")
+    tokens, lengths = vocab.encode(["pink petals with a yellow center", "a white flower with thin petals"],
+                                   cfg.data.max_caption_len)
+    z = torch.randn(2, 3, cfg.model.noise_dim, generator=torch.Generator().manual_seed(0))
+    rep = torch.nn.functional.normalize(torch.randn(2, cfg.model.embed_dim), dim=1)
+    out = generate_from_tokens(nets.text_encoder, nets.generator, tokens, lengths, z, "cpu", True, rep=rep)
+    with torch.no_grad():
+        c = nets.generator.condition(nets.text_encoder(tokens, lengths))[1]
+        expect = nets.generator.synthesize(z.flatten(0, 1), c.repeat_interleave(3, 0), rep.repeat_interleave(3, 0))
+    assert torch.allclose(out.flatten(0, 1), expect, atol=1e-5)  # rep replaces the prior's guess, caption by caption
+    prior = generate_from_tokens(nets.text_encoder, nets.generator, tokens, lengths, z, "cpu", True)
+    assert not torch.allclose(out, prior)
+
+
 def test_generate_captions_truncation(smoke_run, one_thread):
     from training.generate import generate_captions
     best = smoke_run[0] / "checkpoints" / "best.pt"

@@ -29,13 +29,15 @@ def sample_noise(*shape: int, seed: int, truncation: float = 1.0) -> torch.Tenso
 
 @torch.no_grad()
 def generate_from_tokens(text_encoder, generator, tokens: torch.Tensor, lengths: torch.Tensor,
-                         z: torch.Tensor, device, per_caption_noise: bool = False) -> torch.Tensor:
+                         z: torch.Tensor, device, per_caption_noise: bool = False,
+                         rep: torch.Tensor | None = None) -> torch.Tensor:
     """Text-only generation. tokens (C, L), lengths (C,), z (K, Z) shared by all captions, or
-    (C, K, Z) with per_caption_noise -> images (C, K, 3, 64, 64) in [-1, 1]."""
+    (C, K, Z) with per_caption_noise -> images (C, K, 3, 64, 64) in [-1, 1]. rep (C, D), optional: source
+    representations to use instead of the text prior's guesses (e.g. those of the captions' own photos)."""
     was_training = text_encoder.training, generator.training
     text_encoder.eval(), generator.eval()
     t = text_encoder(tokens.to(device), lengths.to(device))  # (C, T)
-    r = text_encoder.predict_representation(t)  # (C, D)
+    r = text_encoder.predict_representation(t) if rep is None else rep.to(device)  # (C, D)
     c = generator.condition(t)[1]  # the mean of conditioning augmentation: deterministic per caption
     n_cap = t.shape[0]
     z = z.to(device)
