@@ -97,6 +97,9 @@ METRIC_NOTES = {
     "class_consistency_encoder_knn": "share of generated images whose nearest real images are of the caption's "
                                      "class (higher is better)",
     "class_consistency": "generated images recognised as the caption's class (higher is better)",
+    "class_consistency_own_photo_representation": "the same, generated from each caption's own photo's "
+                                                  "representation instead of the text prior's guess",
+    "truncation": "noise scale of the samples (1 = as in training)",
     "fid_encoder": "Fréchet distance generated vs real, source-encoder features (lower is better)",
     "kid_encoder": "kernel distance generated vs real, mean ± std over subsets (lower is better)",
     "real_floor_encoder": "real vs real (two halves of the real images): the floor a generator can reach",
