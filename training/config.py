@@ -99,7 +99,7 @@ class EvalConfig:
     knn_k: int = 10
     samples_per_caption: int = 1
     captions_per_test_class: int = 40  # 200 samples over 5 test classes: class consistency +-0.03 (10: +-0.07)
-    fid_samples: int = 500
+    fid_samples: int = 500  # unused: FID/KID use one caption per test-class photo; kept so saved configs load
     truncation: float = 1.0  # sampling noise z * truncation for every text-only sample (1 = as in training)
     figures: bool = True  # end-of-run t-SNE / UMAP / real-vs-generated PNGs in eval/figures (and to W&B)
 
