@@ -129,26 +129,25 @@ def generation_report(nets, data, cfg, feats, labels, is_test, ev, tr_set, devic
 
     # 1) samples.npz: captions_per_test_class captions x samples_per_caption of each test class
     img_idx, slots = test_captions(test, ec.captions_per_test_class)
-    fake = _generate(nets, test.tokens[img_idx, slots], test.lengths[img_idx, slots], ec.samples_per_caption,
-                     zd, seed=0, device=device, truncation=psi)
+    s_tok, s_len = test.tokens[img_idx, slots], test.lengths[img_idx, slots]
+    fake = _generate(nets, s_tok, s_len, ec.samples_per_caption, zd, seed=0, device=device, truncation=psi)
     s_labels = np.repeat(test.labels[img_idx].numpy(), ec.samples_per_caption)
     s_caps = np.repeat(np.array([test.captions[i][s] for i, s in zip(img_idx, slots)], dtype=object),
                        ec.samples_per_caption).astype(str)
-    r = {"n_generated": len(fake), "truncation": psi,
-         "class_consistency_encoder_knn": _unavailable(
-             class_consistency, embed_images(nets.encoder, fake, 64, device), s_labels, f_test, y_test, k=k),
-         "class_consistency_evaluator_knn": _unavailable(
-             class_consistency, evf(fake), s_labels, e_test, y_test, k=k) if ev else no_ev}
-    # the same captions and noise, with the representation of each caption's own photo instead of the prior's
-    # guess: how much class fidelity the prior loses (gap to the above) vs the generator (gap to real photos)
-    own_rep = embed_images(nets.encoder, test.images[torch.as_tensor(img_idx, dtype=torch.long)],
-                           cfg.data.image_size, device)
-    own = _generate(nets, test.tokens[img_idx, slots], test.lengths[img_idx, slots], ec.samples_per_caption, zd,
-                    seed=0, device=device, truncation=psi, rep=torch.from_numpy(own_rep))
-    r["class_consistency_own_photo_representation"] = {
-        "encoder_knn": _unavailable(class_consistency, embed_images(nets.encoder, own, 64, device), s_labels,
-                                    f_test, y_test, k=k),
-        "evaluator_knn": _unavailable(class_consistency, evf(own), s_labels, e_test, y_test, k=k) if ev else no_ev}
+
+    def consistency(imgs) -> tuple:
+        """Class consistency of generated images with the caption labels s_labels: (encoder kNN, evaluator kNN)."""
+        return (_unavailable(class_consistency, embed_images(nets.encoder, imgs, 64, device), s_labels, f_test,
+                             y_test, k=k),
+                _unavailable(class_consistency, evf(imgs), s_labels, e_test, y_test, k=k) if ev else no_ev)
+    r = {"n_generated": len(fake), "truncation": psi}
+    r["class_consistency_encoder_knn"], r["class_consistency_evaluator_knn"] = consistency(fake)
+    # the same captions and noise, with the representation of each caption's own photo (f_test holds the test
+    # photos in test-set order) instead of the prior's guess: how much class fidelity the prior loses (gap to
+    # the above) vs the generator (gap to real photos)
+    own = _generate(nets, s_tok, s_len, ec.samples_per_caption, zd, seed=0, device=device, truncation=psi,
+                    rep=torch.from_numpy(f_test[img_idx]))
+    r["class_consistency_own_photo_representation"] = dict(zip(("encoder_knn", "evaluator_knn"), consistency(own)))
 
     # 2) one fake per caption of real half B, scored against real half A (same footing as the floor)
     half_a, half_b = disjoint_halves(len(test), seed=0)
