@@ -170,6 +170,17 @@ def test_to_dict_from_dict_round_trip(tmp_path):
         from_dict(d)
 
 
+def test_saved_configs_with_retired_keys_still_load():
+    """Run directories and checkpoints of older versions hold eval.fid_samples; only new input rejects it."""
+    d = to_dict(build_config(overrides={"eval.knn_k": 7}))
+    d["eval"]["fid_samples"] = 500
+    assert from_dict(d) == build_config(overrides={"eval.knn_k": 7})
+    with pytest.raises(ConfigError, match="eval.fid_samples"):
+        build_config(overrides={"eval.fid_samples": 500})
+    with pytest.raises(ConfigError, match="eval.fid_samples"):
+        apply_dict(Config(), {"eval": {"fid_samples": 500}}, source="experiments/x.yaml")
+
+
 def test_apply_dict_rejects_non_mapping():
     with pytest.raises(ConfigError, match="mapping"):
         apply_dict(Config(), [1, 2])

@@ -99,7 +99,6 @@ class EvalConfig:
     knn_k: int = 10
     samples_per_caption: int = 1
     captions_per_test_class: int = 40  # 200 samples over 5 test classes: class consistency +-0.03 (10: +-0.07)
-    fid_samples: int = 500  # unused: FID/KID use one caption per test-class photo; kept so saved configs load
     truncation: float = 1.0  # sampling noise z * truncation for every text-only sample (1 = as in training)
     figures: bool = True  # end-of-run t-SNE / UMAP / real-vs-generated PNGs in eval/figures (and to W&B)
 
@@ -286,8 +285,17 @@ def to_dict(cfg: Config) -> dict:
     return dataclasses.asdict(cfg)
 
 
+# Keys that older versions wrote and that no longer do anything: dropped when a saved config is read back
+# (checkpoints, run dirs), still errors in YAML files and overrides.
+RETIRED_KEYS = {"eval.fid_samples"}  # FID/KID take one caption per test-class photo
+
+
 def from_dict(data: dict) -> Config:
-    """Rebuild a Config from `to_dict` output (checkpoints, run dirs); unknown keys are errors."""
+    """Rebuild a Config from `to_dict` output (checkpoints, run dirs); unknown keys other than
+    RETIRED_KEYS are errors."""
+    if isinstance(data, dict):
+        data = {sec: ({k: v for k, v in values.items() if f"{sec}.{k}" not in RETIRED_KEYS}
+                      if isinstance(values, dict) else values) for sec, values in data.items()}
     cfg = Config()
     apply_dict(cfg, data, source="saved config")
     validate(cfg)
