@@ -160,8 +160,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.captions_per_class < 0:
         return fail(f"--captions-per-class must be >= 1, got {args.captions_per_class}")
-    if args.truncation is not None and not 0.0 <= args.truncation <= 1.0:
-        return fail(f"--truncation must be in [0, 1], got {args.truncation}")
+    if args.truncation is not None:
+        from training.config import check_truncation
+        try:
+            check_truncation(args.truncation, "--truncation")
+        except ValueError as e:
+            return fail(str(e))
 
     import torch
 

@@ -246,6 +246,14 @@ def build_config(config_path: str | None = None, overrides: dict[str, Any] | Non
     return cfg
 
 
+def check_truncation(psi: float, name: str = "truncation") -> float:
+    """The sampling truncation psi (noise drawn as psi * z) must lie in [0, 1]: returns it, else ValueError
+    naming `name`. The one check behind the config key, training.generate and the evaluation's --truncation."""
+    if not 0.0 <= psi <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {psi}")
+    return psi
+
+
 def validate(cfg: Config) -> None:
     """Cross-field checks that a type alone cannot express."""
     choices = {
@@ -273,8 +281,10 @@ def validate(cfg: Config) -> None:
     if cfg.train.local_crops and not 8 <= cfg.train.local_size <= cfg.data.image_size:
         raise ConfigError(f"config key 'train.local_size' must be in [8, data.image_size = {cfg.data.image_size}], "
                           f"got {cfg.train.local_size}")
-    if not 0.0 <= cfg.eval.truncation <= 1.0:
-        raise ConfigError(f"config key 'eval.truncation' must be in [0, 1], got {cfg.eval.truncation}")
+    try:
+        check_truncation(cfg.eval.truncation, "config key 'eval.truncation'")
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     if not 0.0 <= cfg.data.val_fraction < 1.0:
         raise ConfigError(f"config key 'data.val_fraction' must be in [0, 1), got {cfg.data.val_fraction}")
     if cfg.data.n_train_classes + cfg.data.n_test_classes > 102:

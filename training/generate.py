@@ -19,11 +19,12 @@ from pathlib import Path
 import torch
 from torchvision.utils import save_image
 
+from training.config import check_truncation
+
 
 def sample_noise(*shape: int, seed: int, truncation: float = 1.0) -> torch.Tensor:
     """Seeded generator noise of `shape`: truncation * N(0, I); truncation 1 is the training distribution."""
-    if not 0.0 <= truncation <= 1.0:
-        raise ValueError(f"truncation must be in [0, 1], got {truncation}")
+    check_truncation(truncation)
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed)) * truncation
 
 
