@@ -144,7 +144,8 @@ def generation_report(nets, data, cfg, feats, labels, is_test, ev, tr_set, devic
     r["class_consistency_encoder_knn"], r["class_consistency_evaluator_knn"] = consistency(fake)
     # the same captions and noise, with the representation of each caption's own photo (f_test holds the test
     # photos in test-set order) instead of the prior's guess: how much class fidelity the prior loses (gap to
-    # the above) vs the generator (gap to real photos)
+    # the above) vs the generator (gap to real photos); a generator trained at train.text_rep_prob 1 never saw
+    # such representations, so there it measures the path from a photo (README, Results)
     own = _generate(nets, s_tok, s_len, ec.samples_per_caption, zd, seed=0, device=device, truncation=psi,
                     rep=torch.from_numpy(f_test[img_idx]))
     r["class_consistency_own_photo_representation"] = dict(zip(("encoder_knn", "evaluator_knn"), consistency(own)))

@@ -7,7 +7,8 @@ metrics.json (written by metrics.evaluate.evaluate); every number has its refere
   generation: n_generated (= samples.npz rows); truncation (the noise scale of every sample; 1 = as trained);
     class_consistency_{encoder,evaluator}_knn (float) + class_consistency_reference {chance, real_*_knn};
     class_consistency_own_photo_representation {encoder_knn, evaluator_knn}: the same captions and noise with
-    the representation of each caption's own photo instead of the text prior's guess (prior vs generator);
+    the representation of each caption's own photo instead of the text prior's guess (prior vs generator; a
+    generator trained at train.text_rep_prob 1 never saw such representations);
     {fid,kid}_{evaluator,encoder}: {value, floor, n_real, n_fake (+ std, floor_std, subset_size for KID)};
     recognised_train_class {value, real_reference, chance, n}; r_precision {value, real_reference,
     candidates, chance, n}; ms_ssim_same_caption {value, real_reference_same_class, real_reference_any, ...}
@@ -95,7 +96,8 @@ def table_rows(report: dict) -> list[tuple[str, str, str, str]]:
     for space in ("encoder", "evaluator"):
         rows.append((f"  the same, from the own photo's r ({space} kNN)",
                      fmt(_get(own, f"{space}_knn")), f"from the text prior: {fmt(gen.get(f'class_consistency_{space}_knn'))}",
-                     "above the prior's = the prior loses class; both low = the generator does"))
+                     "above the prior's = the prior loses class; both low = the generator does; "
+                     "below = G learned from the prior's guesses only (train.text_rep_prob 1)"))
     rp = gen.get("r_precision", {})
     rows.append((f"R-precision ({fmt(_get(rp, 'candidates'))} candidates)", fmt(_get(rp, "value")),
                  f"real {fmt(_get(rp, 'real_reference'))}, chance {fmt(_get(rp, 'chance'))}",

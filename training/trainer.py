@@ -7,7 +7,7 @@ scratch, without class labels, by image-text InfoNCE (an image and its caption) 
 Stage 2 "gan" (train.gan_epochs): E and T are frozen; the generator G(z, T(caption), r) and the
 matching-aware projection discriminator D(image, T(caption)) train with hinge loss, DiffAugment,
 lazy R1, conditioning augmentation and an EMA copy of G. r is E(real image) or, with probability
-train.text_rep_prob, T's prior from the caption alone (what G receives at test time). Distillation:
+train.text_rep_prob (default 1: always), T's prior from the caption alone (what G receives at test time). Distillation:
 E(G(...)) should point the same way as r.
 """
 from __future__ import annotations
