@@ -7,19 +7,35 @@ import torch.nn.functional as F
 
 
 class UpBlock(nn.Module):
-    """x2 upsample (`mode`: nearest or bilinear), 3x3 conv, BatchNorm, ReLU: (N, cin, H, W) -> (N, cout, 2H, 2W)."""
+    """x2 upsample (`mode`: nearest or bilinear), 3x3 conv, BatchNorm, ReLU: (N, cin, H, W) -> (N, cout, 2H, 2W).
 
-    def __init__(self, cin: int, cout: int, mode: str = "nearest"):
+    With `cond_dim` > 0 the BatchNorm is conditional: its scale and shift are 1 + gamma(s) and beta(s), linear in
+    a condition s (N, cond_dim) passed to forward (BigGAN's conditional BN; DF-GAN's per-block text affine). The
+    linear map starts at zero, so the block starts as a plain BatchNorm with unit scale and zero shift.
+    """
+
+    def __init__(self, cin: int, cout: int, mode: str = "nearest", cond_dim: int = 0):
         super().__init__()
         if mode not in ("nearest", "bilinear"):
             raise ValueError(f"upsampling mode must be nearest or bilinear, got {mode!r}")
         self.conv = nn.Conv2d(cin, cout, 3, 1, 1, bias=False)
-        self.bn = nn.BatchNorm2d(cout)
+        self.bn = nn.BatchNorm2d(cout, affine=not cond_dim)
+        self.affine = nn.Linear(cond_dim, 2 * cout) if cond_dim else None
+        if self.affine is not None:
+            nn.init.zeros_(self.affine.weight)
+            nn.init.zeros_(self.affine.bias)
         self.mode = mode
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, s: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (N, cin, H, W), s: (N, cond_dim) when the block is conditional -> (N, cout, 2H, 2W)."""
+        if (s is None) != (self.affine is None):
+            raise ValueError("a conditional UpBlock needs its condition s; a plain one takes none")
         align = None if self.mode == "nearest" else False  # nearest takes no align_corners
-        return F.relu(self.bn(self.conv(F.interpolate(x, scale_factor=2.0, mode=self.mode, align_corners=align))))
+        h = self.bn(self.conv(F.interpolate(x, scale_factor=2.0, mode=self.mode, align_corners=align)))
+        if self.affine is not None:
+            gamma, beta = self.affine(s)[:, :, None, None].chunk(2, dim=1)
+            h = h * (1 + gamma) + beta
+        return F.relu(h)
 
 
 class Generator(nn.Module):
@@ -30,13 +46,15 @@ class Generator(nn.Module):
     c (N, cond_dim) and the source representation r (N, embed_dim) are concatenated and passed through a 2-layer mapping MLP of width
     `map_width` to a 4x4 x 4w tensor, then upsampled 4 -> 8 -> 16 -> 32 -> 64 with widths
     4w, 2w, w, w/2, and a 3x3 conv to RGB with tanh: output (N, 3, 64, 64) in [-1, 1].
-    `upsample` (nearest | bilinear) is the x2 upsampling of every block (no parameters).
+    `upsample` (nearest | bilinear) is the x2 upsampling of every block (no parameters). `cond_norm`: every
+    block's BatchNorm takes its scale and shift from s = (c, r) (N, cond_dim + embed_dim), so the condition reaches
+    every resolution, not only the 4x4 input (see UpBlock).
     `width` and `map_width` are computed by `training.networks.generator_widths` so that this network
     has half the parameters of the source encoder.
     """
 
     def __init__(self, width: int, map_width: int, noise_dim: int, cond_dim: int, embed_dim: int,
-                 text_dim: int, img_resolution: int = 64, upsample: str = "nearest"):
+                 text_dim: int, img_resolution: int = 64, upsample: str = "nearest", cond_norm: bool = False):
         super().__init__()
         if img_resolution != 64:
             raise ValueError(f"Generator produces 64x64 images, got img_resolution={img_resolution}")
@@ -46,10 +64,11 @@ class Generator(nn.Module):
         self.mapping = nn.Sequential(nn.Linear(d_in, map_width), nn.LeakyReLU(0.2),
                                      nn.Linear(map_width, 4 * 4 * 4 * w), nn.BatchNorm1d(4 * 4 * 4 * w),
                                      nn.ReLU())
-        self.blocks = nn.Sequential(UpBlock(4 * w, 2 * w, upsample), UpBlock(2 * w, w, upsample),
-                                    UpBlock(w, w, upsample), UpBlock(w, max(w // 2, 8), upsample))
+        s_dim = cond_dim + embed_dim if cond_norm else 0
+        self.blocks = nn.ModuleList([UpBlock(4 * w, 2 * w, upsample, s_dim), UpBlock(2 * w, w, upsample, s_dim),
+                                     UpBlock(w, w, upsample, s_dim), UpBlock(w, max(w // 2, 8), upsample, s_dim)])
         self.to_rgb = nn.Conv2d(max(w // 2, 8), 3, 3, 1, 1)
-        self.width, self.noise_dim = w, noise_dim
+        self.width, self.noise_dim, self.cond_norm = w, noise_dim, cond_norm
 
     def condition(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """t: (N, text_dim) -> c, mu, logvar, each (N, cond_dim); c is sampled (reparameterised)."""
@@ -61,7 +80,10 @@ class Generator(nn.Module):
         """z: (N, noise_dim), c: (N, cond_dim), r: (N, embed_dim) -> (N, 3, 64, 64) in [-1, 1]."""
         h = self.mapping(torch.cat([z, c, r], dim=1))
         h = h.view(h.shape[0], 4 * self.width, 4, 4)  # (N, 4w, 4, 4)
-        return torch.tanh(self.to_rgb(self.blocks(h)))
+        s = torch.cat([c, r], dim=1) if self.cond_norm else None
+        for block in self.blocks:
+            h = block(h, s)
+        return torch.tanh(self.to_rgb(h))
 
     def forward(self, z: torch.Tensor, t: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         """z: (N, noise_dim), t: (N, text_dim) text encoding, r: (N, embed_dim) -> (N, 3, 64, 64)."""

@@ -254,3 +254,31 @@ def test_generator_upsampling_modes_share_parameters_and_differ_in_output():
     from training.config import ConfigError, build_config
     with pytest.raises(ConfigError, match="model.g_upsample"):
         build_config(None, {"model.g_upsample": "bicubic"})
+
+
+def test_generator_conditional_norm_starts_plain_and_reaches_every_block():
+    torch.manual_seed(0)
+    plain, cond = Generator(16, 32, 8, 8, 16, 16).eval(), Generator(16, 32, 8, 8, 16, 16, cond_norm=True).eval()
+    affine = {k for k in cond.state_dict() if ".affine." in k}
+    assert len(affine) == 8  # a (weight, bias) pair per block
+    # plain BatchNorm's scale/shift are parameters; the conditional ones come from s = (c, r) (8 + 16 dims)
+    extra = sum(2 * (8 + 16 + 1) * b.conv.out_channels - 2 * b.conv.out_channels for b in plain.blocks)
+    assert count_params(cond) - count_params(plain) == extra
+    shared = {k: v for k, v in plain.state_dict().items() if k in cond.state_dict()}
+    cond.load_state_dict(shared, strict=False)
+    z, t, r = torch.randn(4, 8), torch.randn(4, 16), torch.randn(4, 16)
+    c = plain.condition(t)[1]
+    torch.testing.assert_close(cond.synthesize(z, c, r), plain.synthesize(z, c, r))  # zero-initialised affine
+    cond.train()
+    cond.synthesize(z, c, r).square().mean().backward()
+    for i, block in enumerate(cond.blocks):  # the condition reaches every resolution
+        assert block.affine.weight.grad.abs().sum() > 0, f"block {i}"
+    with pytest.raises(ValueError, match="condition"):
+        cond.blocks[0](torch.randn(2, 64, 4, 4))
+
+
+def test_conditional_norm_generator_keeps_the_half_size_rule():
+    mc = ModelConfig(g_cond_norm=True)
+    nets = build_networks(mc, vocab_size=300)
+    assert nets.generator.cond_norm and nets.generator.width == mc.g_width
+    assert count_params(nets.generator) / count_params(nets.encoder) == pytest.approx(0.5, rel=RATIO_TOLERANCE)

@@ -543,6 +543,17 @@ def test_generator_step_leaves_discriminator_and_encoder_weights_without_gradien
     assert all(math.isfinite(float(v.detach())) for v in out.values())
 
 
+def test_conditional_norm_generator_trains(mini_cache, tmp_path, one_thread):
+    """model.g_cond_norm: a GAN step moves every block's condition-to-scale/shift map away from its zero start."""
+    trainer = make_trainer(tiny_cfg(mini_cache, **{"model.g_cond_norm": True}), tmp_path / "cbn")
+    trainer.state.update(stage="gan")
+    trainer.set_stage_modes("gan")
+    out = trainer.gan_step(torch.arange(trainer.bs))
+    assert all(math.isfinite(float(v.detach())) for v in out.values())
+    for i, block in enumerate(trainer.nets.generator.blocks):
+        assert block.affine.weight.abs().sum() > 0, f"block {i} did not learn from the condition"
+
+
 def test_distill_aug_changes_only_what_the_encoder_judges(mini_cache, tmp_path, one_thread):
     """train.distill_aug augments the generated image the encoder sees in the distillation term; the D
     step and the adversarial term are untouched (same seed -> same values)."""

@@ -27,7 +27,8 @@ def generator_widths(target: int, mc, text_dim: int) -> tuple[int, int]:
     d_in + 1 + 64 * width parameters, < 0.5 % of the total) fine-tunes it to the target.
     """
     def size(w: int, m: int) -> int:
-        return count_params(Generator(w, m, mc.noise_dim, mc.cond_dim, mc.embed_dim, text_dim))
+        return count_params(Generator(w, m, mc.noise_dim, mc.cond_dim, mc.embed_dim, text_dim,
+                                      cond_norm=mc.g_cond_norm))
 
     for w in sorted(range(8, 129, 4), key=lambda w: (abs(w - mc.g_width), -w)):
         slope = size(w, 2) - size(w, 1)
@@ -60,7 +61,8 @@ def build_networks(mc, vocab_size: int) -> Networks:
     enc = SourceEncoder(mc.enc_width, mc.embed_dim)
     e_params = count_params(enc)
     w, m = generator_widths(round(mc.g_ratio * e_params), mc, mc.text_dim)
-    gen = Generator(w, m, mc.noise_dim, mc.cond_dim, mc.embed_dim, mc.text_dim, upsample=mc.g_upsample)
+    gen = Generator(w, m, mc.noise_dim, mc.cond_dim, mc.embed_dim, mc.text_dim, upsample=mc.g_upsample,
+                    cond_norm=mc.g_cond_norm)
     ratio = count_params(gen) / e_params
     if abs(ratio - mc.g_ratio) > RATIO_TOLERANCE * mc.g_ratio:
         raise AssertionError(f"generator/encoder parameter ratio {ratio:.4f} is not within 1 % of {mc.g_ratio}")
