@@ -95,7 +95,8 @@ def table_rows(report: dict) -> list[tuple[str, str, str, str]]:
     own = gen.get("class_consistency_own_photo_representation", {})
     for space in ("encoder", "evaluator"):
         rows.append((f"  the same, from the own photo's r ({space} kNN)",
-                     fmt(_get(own, f"{space}_knn")), f"from the text prior: {fmt(gen.get(f'class_consistency_{space}_knn'))}",
+                     fmt(_get(own, f"{space}_knn")),
+                     f"from the text prior: {fmt(gen.get(f'class_consistency_{space}_knn'))}",
                      "above the prior's = the prior loses class; both low = the generator does; "
                      "below = G learned from the prior's guesses only (train.text_rep_prob 1)"))
     rp = gen.get("r_precision", {})

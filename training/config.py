@@ -81,7 +81,7 @@ class TrainConfig:
     distill_aug: str = ""  # DiffAugment policy for the generated image the encoder sees in the distillation term
     r1_gamma: float = 0.1  # R1 gradient penalty on real images; 0 disables
     r1_every: int = 4  # lazy R1: apply every N discriminator steps (scaled by N)
-    text_rep_prob: float = 1.0  # share of GAN steps whose r is the prior's guess from the caption (the test-time path; README)
+    text_rep_prob: float = 1.0  # share of GAN steps whose r is the prior's guess from the caption (test-time path)
     mismatch_weight: float = 0.5  # matching-aware D: weight of (real image, wrong text)
     distill_weight: float = 1.0  # encoder(G(z, t, r)) should match r
     kl_weight: float = 1.0  # conditioning augmentation KL
