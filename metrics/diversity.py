@@ -36,7 +36,7 @@ def ms_ssim_diversity(images: torch.Tensor, value_range: Optional[tuple[float, f
         raise ValueError("need >= 1 caption group, got G=0")
     if s < 2:
         raise ValueError(f"need >= 2 samples per caption for pairwise MS-SSIM, got S={s}")
-    x = x.float()
+    x = x.double()  # float32 gives ~0.9999 for identical low-contrast images; float64 gives 1
     if value_range is None:
         value_range = (-1.0, 1.0) if x.min() < 0 else (0.0, 1.0)
     lo, hi = value_range
