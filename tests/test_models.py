@@ -206,12 +206,13 @@ def test_tiny_config_is_the_tiny_experiment():
     assert (mc.enc_width, mc.embed_dim, mc.g_width) == (12, 32, 8)  # read from the YAML, not defaults
 
 
-def test_generator_widths_prefers_g_width_and_hits_target():
-    mc = ModelConfig()
+@pytest.mark.parametrize("cond_norm", [True, False])
+def test_generator_widths_prefers_g_width_and_hits_target(cond_norm):
+    mc = ModelConfig(g_cond_norm=cond_norm)
     for target, same_width in ((666_992, True), (100_000, False)):  # default budget; one too small for w=32
         w, m = generator_widths(target, mc, mc.text_dim)
         assert (w == mc.g_width) is same_width and m >= 16
-        size = count_params(Generator(w, m, mc.noise_dim, mc.cond_dim, mc.embed_dim, mc.text_dim))
+        size = count_params(Generator(w, m, mc.noise_dim, mc.cond_dim, mc.embed_dim, mc.text_dim, cond_norm=cond_norm))
         assert abs(size - target) / target <= RATIO_TOLERANCE
 
 
@@ -277,8 +278,9 @@ def test_generator_conditional_norm_starts_plain_and_reaches_every_block():
         cond.blocks[0](torch.randn(2, 64, 4, 4))
 
 
-def test_conditional_norm_generator_keeps_the_half_size_rule():
-    mc = ModelConfig(g_cond_norm=True)
+@pytest.mark.parametrize("cond_norm", [True, False])
+def test_conditional_norm_generator_keeps_the_half_size_rule(cond_norm):
+    mc = ModelConfig(g_cond_norm=cond_norm)
     nets = build_networks(mc, vocab_size=300)
-    assert nets.generator.cond_norm and nets.generator.width == mc.g_width
+    assert nets.generator.cond_norm == cond_norm and nets.generator.width == mc.g_width
     assert count_params(nets.generator) / count_params(nets.encoder) == pytest.approx(0.5, rel=RATIO_TOLERANCE)
