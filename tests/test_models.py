@@ -212,7 +212,8 @@ def test_generator_widths_prefers_g_width_and_hits_target(cond_norm):
     for target, same_width in ((666_992, True), (100_000, False)):  # default budget; one too small for w=32
         w, m = generator_widths(target, mc, mc.text_dim)
         assert (w == mc.g_width) is same_width and m >= 16
-        size = count_params(Generator(w, m, mc.noise_dim, mc.cond_dim, mc.embed_dim, mc.text_dim, cond_norm=cond_norm))
+        size = count_params(Generator(w, m, mc.noise_dim, mc.cond_dim, mc.embed_dim, mc.text_dim,
+                                      cond_norm=cond_norm))
         assert abs(size - target) / target <= RATIO_TOLERANCE
 
 
