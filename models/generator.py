@@ -12,9 +12,14 @@ class UpBlock(nn.Module):
     With `cond_dim` > 0 the BatchNorm is conditional: its scale and shift are 1 + gamma(s) and beta(s), linear in
     a condition s (N, cond_dim) passed to forward (BigGAN's conditional BN; DF-GAN's per-block text affine). The
     linear map starts at zero, so the block starts as a plain BatchNorm with unit scale and zero shift.
+
+    With `noise` the block adds per-pixel noise after the conv (StyleGAN): scale * n, n (N, 1, 2H, 2W) ~ N(0, 1)
+    shared by the channels, scale (cout,) learned from zero. Training draws fresh n; in eval mode n is a fixed
+    buffer drawn at construction (StyleGAN's "const" noise), so sampling stays a function of z and the seed.
     """
 
-    def __init__(self, cin: int, cout: int, mode: str = "nearest", cond_dim: int = 0):
+    def __init__(self, cin: int, cout: int, mode: str = "nearest", cond_dim: int = 0, noise: bool = False,
+                 out_size: int = 0):
         super().__init__()
         if mode not in ("nearest", "bilinear"):
             raise ValueError(f"upsampling mode must be nearest or bilinear, got {mode!r}")
@@ -24,6 +29,11 @@ class UpBlock(nn.Module):
         if self.affine is not None:
             nn.init.zeros_(self.affine.weight)
             nn.init.zeros_(self.affine.bias)
+        self.noise_scale = nn.Parameter(torch.zeros(cout)) if noise else None
+        if noise:
+            if out_size <= 0:
+                raise ValueError("a noise-injecting UpBlock needs its output size out_size")
+            self.register_buffer("const_noise", torch.randn(1, 1, out_size, out_size))
         self.mode = mode
 
     def forward(self, x: torch.Tensor, s: torch.Tensor | None = None) -> torch.Tensor:
@@ -31,7 +41,12 @@ class UpBlock(nn.Module):
         if (s is None) != (self.affine is None):
             raise ValueError("a conditional UpBlock needs its condition s; a plain one takes none")
         align = None if self.mode == "nearest" else False  # nearest takes no align_corners
-        h = self.bn(self.conv(F.interpolate(x, scale_factor=2.0, mode=self.mode, align_corners=align)))
+        h = self.conv(F.interpolate(x, scale_factor=2.0, mode=self.mode, align_corners=align))
+        if self.noise_scale is not None:
+            n = (torch.randn(h.shape[0], 1, *h.shape[2:], device=h.device, dtype=h.dtype) if self.training
+                 else self.const_noise)
+            h = h + self.noise_scale[None, :, None, None] * n
+        h = self.bn(h)
         if self.affine is not None:
             gamma, beta = self.affine(s)[:, :, None, None].chunk(2, dim=1)
             h = h * (1 + gamma) + beta
@@ -48,13 +63,15 @@ class Generator(nn.Module):
     4w, 2w, w, w/2, and a 3x3 conv to RGB with tanh: output (N, 3, 64, 64) in [-1, 1].
     `upsample` (nearest | bilinear) is the x2 upsampling of every block (no parameters). `cond_norm`: every
     block's BatchNorm takes its scale and shift from s = (c, r) (N, cond_dim + embed_dim), so the condition reaches
-    every resolution, not only the 4x4 input (see UpBlock).
+    every resolution, not only the 4x4 input (see UpBlock). `noise`: per-pixel noise with learned per-channel
+    scales after every block's conv (see UpBlock).
     `width` and `map_width` are computed by `training.networks.generator_widths` so that this network
     has half the parameters of the source encoder.
     """
 
     def __init__(self, width: int, map_width: int, noise_dim: int, cond_dim: int, embed_dim: int,
-                 text_dim: int, img_resolution: int = 64, upsample: str = "nearest", cond_norm: bool = False):
+                 text_dim: int, img_resolution: int = 64, upsample: str = "nearest", cond_norm: bool = False,
+                 noise: bool = False):
         super().__init__()
         if img_resolution != 64:
             raise ValueError(f"Generator produces 64x64 images, got img_resolution={img_resolution}")
@@ -65,10 +82,11 @@ class Generator(nn.Module):
                                      nn.Linear(map_width, 4 * 4 * 4 * w), nn.BatchNorm1d(4 * 4 * 4 * w),
                                      nn.ReLU())
         s_dim = cond_dim + embed_dim if cond_norm else 0
-        self.blocks = nn.ModuleList([UpBlock(4 * w, 2 * w, upsample, s_dim), UpBlock(2 * w, w, upsample, s_dim),
-                                     UpBlock(w, w, upsample, s_dim), UpBlock(w, max(w // 2, 8), upsample, s_dim)])
+        chans = [4 * w, 2 * w, w, w, max(w // 2, 8)]
+        self.blocks = nn.ModuleList([UpBlock(cin, cout, upsample, s_dim, noise, 8 * 2 ** i)
+                                     for i, (cin, cout) in enumerate(zip(chans[:-1], chans[1:]))])
         self.to_rgb = nn.Conv2d(max(w // 2, 8), 3, 3, 1, 1)
-        self.width, self.noise_dim, self.cond_norm = w, noise_dim, cond_norm
+        self.width, self.noise_dim, self.cond_norm, self.noise = w, noise_dim, cond_norm, noise
 
     def condition(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """t: (N, text_dim) -> c, mu, logvar, each (N, cond_dim); c is sampled (reparameterised)."""

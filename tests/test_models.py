@@ -160,6 +160,22 @@ def test_discriminator_with_representation_projection():
         plain(img, t, r)
 
 
+def test_discriminator_patch_logits_come_from_the_same_pass():
+    plain, d = Discriminator(width=8, text_dim=14), Discriminator(width=8, text_dim=14, patch=True)
+    assert count_params(d) - count_params(plain) == 4 * 8 + 1  # a 1x1 conv from 4d channels to one logit
+    d.eval()
+    img = torch.rand(4, 3, 64, 64) * 2 - 1
+    h, p = d.features_and_patches(img)
+    assert p.shape == (4, 64) and torch.allclose(h, d.features(img), atol=1e-6)
+    local = img.clone()
+    local[:, :, :8, :8] = -local[:, :, :8, :8]  # change only the top-left corner
+    p2 = d.features_and_patches(local)[1].view(4, 8, 8)
+    changed = (p2 - p.view(4, 8, 8)).abs().amax(0) > 0
+    assert changed[0, 0] and not changed[4:, 4:].any()  # a patch logit sees its own neighbourhood only
+    with pytest.raises(ValueError, match="patch"):
+        plain.features_and_patches(img)
+
+
 # ---------------------------------------------------------------- parameter budget
 def _tiny_model_config() -> ModelConfig:
     cfg = Config()
@@ -181,6 +197,7 @@ VARIED = [
     dict(enc_width=24, embed_dim=64, g_width=64, cond_dim=32, text_dim=96),
     dict(g_cond_norm=False),  # the plain generator (the default is conditional norm in every block)
     dict(enc_width=16, embed_dim=256, g_width=64, g_cond_norm=False),
+    dict(g_noise=True),  # per-pixel noise injection (learned per-channel scales)
 ]
 
 
@@ -191,7 +208,7 @@ def test_generator_is_half_the_encoder(kw):
     assert mc.g_ratio == 0.5
     nets = build_networks(mc, vocab_size=300)
     assert abs(_ratio(nets) - 0.5) <= 0.01 * 0.5
-    assert nets.generator.cond_norm == mc.g_cond_norm
+    assert nets.generator.cond_norm == mc.g_cond_norm and nets.generator.noise == mc.g_noise
     assert nets.encoder.embed_dim == mc.embed_dim and nets.text_encoder.text_dim == mc.text_dim
     # the networks fit together: G consumes T's encoding and E's representation, D scores G's images
     n = 2
@@ -218,6 +235,25 @@ def test_generator_widths_prefers_g_width_and_hits_target(cond_norm):
         size = count_params(Generator(w, m, mc.noise_dim, mc.cond_dim, mc.embed_dim, mc.text_dim,
                                       cond_norm=cond_norm))
         assert abs(size - target) / target <= RATIO_TOLERANCE
+
+
+def test_noise_injection_starts_silent_is_fresh_in_training_and_fixed_in_eval():
+    g = Generator(16, 32, 8, 8, 16, 12, noise=True)
+    z, c, r = torch.randn(4, 8), torch.randn(4, 8), torch.randn(4, 16)
+    g.eval()
+    plain = Generator(16, 32, 8, 8, 16, 12, noise=False).eval()
+    plain.load_state_dict({k: v for k, v in g.state_dict().items() if "noise" not in k})
+    assert torch.equal(g.synthesize(z, c, r), plain.synthesize(z, c, r))  # scales start at zero: no effect
+    for block in g.blocks:
+        block.noise_scale.data.fill_(0.5)
+    a, b = g.synthesize(z, c, r), g.synthesize(z, c, r)
+    assert torch.equal(a, b) and not torch.allclose(a, plain.synthesize(z, c, r), atol=1e-3)  # eval: fixed noise
+    g.train()
+    a, b = g.synthesize(z, c, r), g.synthesize(z, c, r)
+    assert not torch.allclose(a, b, atol=1e-3)  # training: fresh noise per call
+    assert [blk.const_noise.shape[-1] for blk in g.blocks] == [8, 16, 32, 64]
+    assert "blocks.0.const_noise" in g.state_dict() and count_params(g) == count_params(plain) + sum(
+        blk.noise_scale.numel() for blk in g.blocks)
 
 
 def test_param_table_rows():

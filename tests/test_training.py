@@ -524,11 +524,13 @@ def test_condition_uses_the_encoder_or_the_text_prior(text_rep_prob, mini_cache,
     assert torch.allclose(r, expect, atol=1e-5)
 
 
-@pytest.mark.parametrize("d_rep", [False, True])
-def test_generator_step_leaves_discriminator_and_encoder_weights_without_gradients(d_rep, mini_cache, tmp_path,
-                                                                                   one_thread):
-    trainer = make_trainer(tiny_cfg(mini_cache, **{"train.r1_every": 1, "model.d_rep": d_rep}), tmp_path / "g")
+@pytest.mark.parametrize("d_rep,d_patch", [(False, False), (True, False), (False, True)])
+def test_generator_step_leaves_discriminator_and_encoder_weights_without_gradients(d_rep, d_patch, mini_cache,
+                                                                                   tmp_path, one_thread):
+    trainer = make_trainer(tiny_cfg(mini_cache, **{"train.r1_every": 1, "model.d_rep": d_rep,
+                                                   "model.d_patch": d_patch}), tmp_path / "g")
     assert (trainer.nets.discriminator.rep_proj is not None) == d_rep
+    assert (trainer.nets.discriminator.patch is not None) == d_patch
     trainer.state.update(stage="gan")
     trainer.set_stage_modes("gan")
     D = trainer.nets.discriminator
@@ -536,22 +538,27 @@ def test_generator_step_leaves_discriminator_and_encoder_weights_without_gradien
     for p in D.parameters():  # fires each time a backward computes this weight's gradient
         p.register_hook(lambda g, calls=calls: calls.append(1))
     out = trainer.gan_step(torch.arange(trainer.bs))
-    # once each (with d_rep, rep_proj too: r reaches D's loss): the D step's backward, not the G step's
+    # once each (with d_rep, rep_proj too: r reaches D's loss; with d_patch, the patch head): the D step's
+    # backward, not the G step's
     assert len(calls) == len(list(D.parameters()))
+    assert ("gan/d_patch" in out) == ("gan/g_patch" in out) == d_patch
     assert all(p.requires_grad for p in D.parameters())  # restored after the G step
     assert all(p.grad is None for p in trainer.nets.encoder.parameters())
     assert all(math.isfinite(float(v.detach())) for v in out.values())
 
 
-def test_conditional_norm_generator_trains(mini_cache, tmp_path, one_thread):
-    """model.g_cond_norm: a GAN step moves every block's condition-to-scale/shift map away from its zero start."""
-    trainer = make_trainer(tiny_cfg(mini_cache, **{"model.g_cond_norm": True}), tmp_path / "cbn")
+def test_conditional_norm_and_noise_generator_trains(mini_cache, tmp_path, one_thread):
+    """model.g_cond_norm / g_noise: a GAN step moves every block's condition-to-scale/shift map and its noise
+    scales away from their zero start."""
+    trainer = make_trainer(tiny_cfg(mini_cache, **{"model.g_cond_norm": True, "model.g_noise": True}),
+                           tmp_path / "cbn")
     trainer.state.update(stage="gan")
     trainer.set_stage_modes("gan")
     out = trainer.gan_step(torch.arange(trainer.bs))
     assert all(math.isfinite(float(v.detach())) for v in out.values())
     for i, block in enumerate(trainer.nets.generator.blocks):
         assert block.affine.weight.abs().sum() > 0, f"block {i} did not learn from the condition"
+        assert block.noise_scale.abs().sum() > 0, f"block {i} did not learn its noise scales"
 
 
 def test_distill_aug_changes_only_what_the_encoder_judges(mini_cache, tmp_path, one_thread):

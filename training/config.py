@@ -47,8 +47,10 @@ class ModelConfig:
     g_width: int = 48  # preferred generator conv width (the mapping MLP is sized to hit g_ratio); 48 > 32: KID 0.086 vs 0.113
     g_upsample: str = "nearest"  # the generator's x2 upsampling: nearest | bilinear
     g_cond_norm: bool = True  # conditional BatchNorm in every generator block, scale/shift from (c, r) (README)
+    g_noise: bool = False  # per-pixel noise with learned per-channel scales after every generator conv (StyleGAN)
     d_width: int = 32  # base channel width of the discriminator
     d_rep: bool = False  # the discriminator also projects the source representation r (judges image-r fit)
+    d_patch: bool = False  # D also scores 64 image patches (real vs generated, unconditional), PatchGAN-style
     g_ratio: float = 0.5  # generator params / encoder params (the assignment fixes 0.5)
 
 

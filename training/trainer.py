@@ -254,22 +254,35 @@ class Trainer:
         with self._autocast():
             c, mu, logvar = G.condition(t)
             fake = self.synth_fwd(z, c, r)
-            h_real, h_fake = D.features(aug(torch.cat([real, fake.detach()]))).chunk(2)
+            h, p = self._d_features(D, aug(torch.cat([real, fake.detach()])))
+            h_real, h_fake = h.chunk(2)
             d_real, d_wrong, d_fake = (D.logits(h, tt, rr).float() for h, tt, rr in
                                        ((h_real, t, r_d), (h_real, t_wrong, r_wrong), (h_fake, t, r_d)))
         d_loss = self.d_loss(d_real, d_wrong, d_fake, tc.mismatch_weight)
         out = {"gan/d_loss": d_loss, "gan/d_real": d_real.mean(), "gan/d_fake": d_fake.mean(),
                "gan/d_wrong": d_wrong.mean()}
+        if p is not None:  # model.d_patch: every patch real vs generated, the same loss without a mismatch term
+            p_real, p_fake = p.float().chunk(2)
+            d_patch = self.d_loss(p_real, p_fake, p_fake, 0.0)
+            d_loss = d_loss + d_patch
+            out.update({"gan/d_patch": d_patch, "gan/d_patch_real": p_real.mean(), "gan/d_patch_fake": p_fake.mean()})
         if tc.r1_gamma > 0 and self.state["step"] % tc.r1_every == 0:
             real_r1 = real.detach().requires_grad_(True)  # float32: the double backward stays unscaled
-            r1 = losses.r1_penalty(D(aug(real_r1), t, r_d), real_r1)
+            h_r1, p_r1 = self._d_features(D, aug(real_r1))
+            logit_r1 = D.logits(h_r1, t, r_d) + (0 if p_r1 is None else p_r1.mean(1))
+            r1 = losses.r1_penalty(logit_r1, real_r1)
             d_loss = d_loss + 0.5 * tc.r1_gamma * tc.r1_every * r1
             out["gan/r1"] = r1
         self._step("d", self.opt_d, d_loss, D.parameters())
         # G step: gradients flow through D and E to the image only (their weights need none)
         D.requires_grad_(False)
         with self._autocast():
-            g_adv = self.g_loss(D(aug(fake), t, r_d).float())
+            h_g, p_g = self._d_features(D, aug(fake))
+            g_adv = self.g_loss(D.logits(h_g, t, r_d).float())
+            if p_g is not None:
+                g_patch = self.g_loss(p_g.float())
+                g_adv = g_adv + g_patch
+                out["gan/g_patch"] = g_patch
             distill = losses.cosine_distance(E(diff_augment(fake, tc.distill_aug)).float(), r)  # what E judges
         D.requires_grad_(True)
         kl = losses.kl_normal(mu.float(), logvar.float())
@@ -278,6 +291,11 @@ class Trainer:
         self._update_ema()
         out.update({"gan/g_adv": g_adv, "gan/kl": kl, "gan/distill": distill})
         return out
+
+    @staticmethod
+    def _d_features(D, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """D's pooled features (N, 8d) and, with model.d_patch, its patch logits (N, 64) from one pass; else None."""
+        return D.features_and_patches(img) if D.patch is not None else (D.features(img), None)
 
     @torch.no_grad()
     def _update_ema(self) -> None:
