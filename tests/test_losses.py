@@ -176,7 +176,7 @@ def test_kl_normal_known_values():
 
 
 # ---------------------------------------------------------------- DiffAugment
-POLICIES = ["color", "translation", "cutout", "color,translation,cutout", "translation, cutout"]
+POLICIES = ["color", "translation", "cutout", "color,translation,cutout", "translation, cutout", "blur"]
 
 
 @pytest.mark.parametrize("policy", POLICIES)
@@ -219,6 +219,24 @@ def test_cutout_zeroes_one_square_and_keeps_the_rest():
         assert 17 <= rows.sum() <= 33 and 17 <= cols.sum() <= 33
         nz = torch.nonzero(rows).squeeze(1)
         assert nz[-1] - nz[0] + 1 == rows.sum()  # contiguous
+
+
+def test_blur_is_a_fixed_low_pass_filter():
+    flat = torch.full((2, 3, 16, 16), 0.3)
+    assert torch.allclose(diff_augment(flat, "blur"), flat, atol=1e-6)  # constants pass (reflect padding)
+    yy, xx = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+    checker2 = ((yy + xx) % 2 * 2 - 1).expand(1, 3, -1, -1)  # period 2 px
+    checker4 = ((yy // 2 + xx // 2) % 2 * 2 - 1).expand(1, 3, -1, -1)  # period 4 px (2-px squares)
+    smooth = torch.sin(2 * math.pi * xx / 16).expand(1, 3, -1, -1)  # period 16 px
+    inner = (slice(None), slice(None), slice(4, -4), slice(4, -4))
+    assert diff_augment(checker2, "blur")[inner].abs().max() < 1e-6
+    assert diff_augment(checker4, "blur")[inner].abs().max() < 0.35
+    assert diff_augment(smooth, "blur")[inner].abs().max() > 0.85
+    x = torch.rand(3, 3, 20, 20)
+    assert torch.equal(diff_augment(x, "blur"), diff_augment(x, "blur"))  # not random
+    x.requires_grad_(True)
+    (diff_augment(x, "blur") * checker2[..., :20, :20]).sum().backward()  # the gradient is low-passed too
+    assert x.grad[..., 4:-4, 4:-4].abs().max() < 1e-6
 
 
 def test_translation_is_a_zero_filled_shift():
