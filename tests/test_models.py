@@ -176,6 +176,20 @@ def test_discriminator_patch_logits_come_from_the_same_pass():
         plain.features_and_patches(img)
 
 
+def test_blurred_discriminator_sends_no_stride_checkerboard_back():
+    """model.d_blur: same parameters; the gradient D sends to an image has no power at the stride's Nyquist line
+    (period 2 px), where the plain D's strided convs put as much as anywhere else."""
+    ratios = {}
+    for blur in (False, True):
+        d = Discriminator(width=8, text_dim=14, blur=blur)
+        img = (torch.rand(16, 3, 64, 64) * 2 - 1).requires_grad_(True)
+        d(img, torch.randn(16, 14)).sum().backward()
+        power = torch.fft.fft2(img.grad).abs().pow(2).mean((0, 1)).mean(0)  # (64,) by horizontal frequency
+        ratios[blur] = float(power[32] / power[1:33].mean())
+        assert count_params(d) == count_params(Discriminator(width=8, text_dim=14))
+    assert ratios[False] > 0.5 and ratios[True] < 1e-3, ratios
+
+
 # ---------------------------------------------------------------- parameter budget
 def _tiny_model_config() -> ModelConfig:
     cfg = Config()
