@@ -181,3 +181,21 @@ def test_ms_ssim_constant_images_closed_form():
     expected = lum ** MS_SSIM_BETAS_3[2]
     assert ms_ssim_diversity(x) == pytest.approx(expected, abs=1e-4)
     assert ms_ssim_diversity((x + 1) / 2, value_range=(0.0, 1.0)) == pytest.approx(expected, abs=1e-4)
+
+
+# ---------------------------------------------------------------- spectra (metrics/spectrum.py)
+def test_power_by_period_finds_a_periodic_pattern():
+    from metrics.spectrum import horizontal_power, power_by_period
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(8, 3, 32, 64, generator=g)
+    cols = torch.arange(64.0)
+    pattern = noise + 3 * torch.cos(2 * torch.pi * cols / 4)  # a 4-px period along the width
+    flat, peaked = power_by_period(noise), power_by_period(pattern)
+    assert all(0.5 < v < 2 for pair in flat.values() for v in pair)  # white noise: no peak anywhere
+    assert peaked[4][0] > 20 and peaked[4][1] > 20
+    assert all(0.5 < peaked[p][1] < 2 for p in (16, 8, 2))
+    assert horizontal_power(pattern).shape == (33,)
+    scaled = power_by_period(2 * pattern)  # relative measures: scale-free
+    assert [v for p in scaled for v in scaled[p]] == pytest.approx([v for p in peaked for v in peaked[p]])
+    with pytest.raises(ValueError, match="periods \\[3\\]"):
+        power_by_period(noise, periods=(3,))

@@ -285,6 +285,22 @@ def test_generate_cli_one_word_caption_exits_2(smoke_run, tmp_path, capsys, one_
     assert not out.exists()
 
 
+def test_spectrum_cli_on_a_run(smoke_run, capsys, one_thread):
+    from metrics.spectrum import PERIODS, gradient_spectra, main
+    run_dir, _ = smoke_run
+    spectra = gradient_spectra(run_dir / "checkpoints" / "best.pt", n_images=8)
+    assert list(spectra) == ["adversarial", "adversarial, DiffAugment", "distillation", "generated images",
+                             "real images"]
+    for name, row in spectra.items():
+        assert list(row) == list(PERIODS) and all(v > 0 and math.isfinite(v) for pair in row.values() for v in pair)
+    assert spectra["adversarial"] != spectra["distillation"]
+    assert main(["--run", str(run_dir), "--images", "8"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 + len(spectra) and lines[-1].startswith("real images")
+    assert main(["--run", str(run_dir / "nowhere")]) == 2
+    assert "no checkpoint at" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------- SIGTERM, then resume
 def test_sigterm_saves_resumable_checkpoint_and_resume_finishes(mini_root, mini_cache, tmp_path):
     out = tmp_path / "runs"
