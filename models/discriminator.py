@@ -3,27 +3,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
 
-class Blur(nn.Module):
-    """A fixed 3x3 binomial low-pass ([1, 2, 1] / 4 each way, per channel, zero padding): (N, C, H, W) -> same.
-    Before a stride-2 conv it removes what that conv would alias, and from the gradient it sends back the
-    stride's checkerboard (period 2 px at that layer's resolution). No parameters."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        k = torch.tensor([1.0, 2.0, 1.0])
-        self.register_buffer("kernel", (torch.outer(k, k) / 16).expand(channels, 1, 3, 3).clone(), persistent=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.kernel.to(x.dtype), padding=1, groups=x.shape[1])
-
-
-def _sn_conv(cin: int, cout: int, blur: bool = False) -> nn.Module:
-    conv = spectral_norm(nn.Conv2d(cin, cout, 4, 2, 1))
-    return nn.Sequential(Blur(cin), conv) if blur else conv
+def _sn_conv(cin: int, cout: int) -> nn.Module:
+    return spectral_norm(nn.Conv2d(cin, cout, 4, 2, 1))
 
 
 class Discriminator(nn.Module):
@@ -37,21 +21,13 @@ class Discriminator(nn.Module):
     With `patch` D also scores every patch of the image on its own, real or generated (unconditional): a 1x1 SN conv
     on the third conv's map (N, 4d, 8, 8), whose units see 22x22-px patches, gives (N, 64) patch logits
     (PatchGAN, Isola et al. 2017): local realism is judged 64 times per image instead of once in the pooled sum.
-    With `blur` every stride-2 conv is preceded by a fixed 3x3 binomial blur (anti-aliased downsampling, Zhang 2019;
-    StyleGAN2's discriminator): the gradient D sends to the generator then lacks the strided convs' checkerboard
-    (peaks at periods of 2, 4, 8 and 16 px without it); a 1x1 conv from RGB with LeakyReLU comes first (StyleGAN2's
-    fromRGB), so that D still sees the finest detail; 4d + 16d(d - 3) parameters more (+1 % at d = 32).
     """
 
-    def __init__(self, width: int, text_dim: int, rep_dim: int = 0, patch: bool = False, blur: bool = False):
+    def __init__(self, width: int, text_dim: int, rep_dim: int = 0, patch: bool = False):
         super().__init__()
         d = width
-        conv = lambda cin, cout: _sn_conv(cin, cout, blur)  # noqa: E731
-        # blurred: a 1x1 conv and LeakyReLU at full resolution first, so detail finer than the blur (which alone
-        # would hide a 2-px pattern from D) still reaches D as a change of the rectified map's local mean
-        first = nn.Sequential(spectral_norm(nn.Conv2d(3, d, 1)), nn.LeakyReLU(0.2), conv(d, d)) if blur else conv(3, d)
-        self.body = nn.Sequential(first, nn.LeakyReLU(0.2), conv(d, 2 * d), nn.LeakyReLU(0.2),
-                                  conv(2 * d, 4 * d), nn.LeakyReLU(0.2), conv(4 * d, 8 * d),
+        self.body = nn.Sequential(_sn_conv(3, d), nn.LeakyReLU(0.2), _sn_conv(d, 2 * d), nn.LeakyReLU(0.2),
+                                  _sn_conv(2 * d, 4 * d), nn.LeakyReLU(0.2), _sn_conv(4 * d, 8 * d),
                                   nn.LeakyReLU(0.2), spectral_norm(nn.Conv2d(8 * d, 8 * d, 3, 1, 1)),
                                   nn.LeakyReLU(0.2))
         self.linear = spectral_norm(nn.Linear(8 * d, 1))

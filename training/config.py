@@ -50,7 +50,6 @@ class ModelConfig:
     g_noise: bool = False  # per-pixel noise with learned per-channel scales after every generator conv (StyleGAN)
     d_width: int = 32  # base channel width of the discriminator
     d_rep: bool = False  # the discriminator also projects the source representation r (judges image-r fit)
-    d_blur: bool = False  # a fixed 3x3 blur before each of D's stride-2 convs (anti-aliased D, README)
     d_patch: bool = False  # D also scores 64 image patches (real vs generated, unconditional), PatchGAN-style
     g_ratio: float = 0.5  # generator params / encoder params (the assignment fixes 0.5)
 
