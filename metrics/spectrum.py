@@ -44,10 +44,12 @@ def power_by_period(x: torch.Tensor, periods=PERIODS) -> dict[int, tuple[float, 
     return out
 
 
-def gradient_spectra(checkpoint: Path, n_images: int = 64, seed: int = 0, log=print) -> dict[str, dict[int, float]]:
-    """Spectra of (for n_images training images, their captions and the generator as trained) the adversarial
-    gradient (plain and through the run's DiffAugment), the distillation gradient, the generated and the real
-    images. The trainer is rebuilt from the checkpoint, so the run's data cache must be where its config says."""
+def gradient_spectra(checkpoint: Path, n_images: int = 64, seed: int = 0
+                     ) -> dict[str, dict[int, tuple[float, float]]]:
+    """`power_by_period` of (for n_images training images, their captions and the generator as trained) the
+    adversarial gradient (the training step's loss, patch term included; plain and through the run's DiffAugment),
+    the distillation gradient, the generated and the real images. The trainer is rebuilt from the checkpoint, so
+    the run's data cache must be where its config says."""
     from data_utils.dataset import load_data
     from data_utils.text import Vocab
     from training import losses
@@ -62,7 +64,7 @@ def gradient_spectra(checkpoint: Path, n_images: int = 64, seed: int = 0, log=pr
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(cfg, data, Path(tmp), torch.device("cpu"), resume=ckpt, log=lambda *a, **k: None)
     trainer.set_stage_modes("gan")
-    G, D, E = trainer.nets.generator, trainer.nets.discriminator, trainer.nets.encoder
+    G, E = trainer.nets.generator, trainer.nets.encoder
     torch.manual_seed(seed)
     idx = torch.randperm(len(data.train))[:n_images]
     real, t, r = trainer._condition(idx)
@@ -72,7 +74,7 @@ def gradient_spectra(checkpoint: Path, n_images: int = 64, seed: int = 0, log=pr
     fake.requires_grad_(True)
     grads = {}
     for name, img in (("adversarial", fake), ("adversarial, DiffAugment", diff_augment(fake, cfg.train.diffaug))):
-        (grads[name],) = torch.autograd.grad(trainer.g_loss(D(img, t, r_d)), fake)
+        (grads[name],) = torch.autograd.grad(trainer.adversarial_loss(img, t, r_d)[0], fake)
     distill = losses.cosine_distance(E(diff_augment(fake, cfg.train.distill_aug)), r)
     (grads["distillation"],) = torch.autograd.grad(distill, fake)
     out = {name: power_by_period(g) for name, g in grads.items()}

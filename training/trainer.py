@@ -277,11 +277,8 @@ class Trainer:
         # G step: gradients flow through D and E to the image only (their weights need none)
         D.requires_grad_(False)
         with self._autocast():
-            h_g, p_g = self._d_features(D, aug(fake))
-            g_adv = self.g_loss(D.logits(h_g, t, r_d).float())
-            if p_g is not None:
-                g_patch = self.g_loss(p_g.float())
-                g_adv = g_adv + g_patch
+            g_adv, g_patch = self.adversarial_loss(aug(fake), t, r_d)
+            if g_patch is not None:
                 out["gan/g_patch"] = g_patch
             distill = losses.cosine_distance(E(diff_augment(fake, tc.distill_aug)).float(), r)  # what E judges
         D.requires_grad_(True)
@@ -296,6 +293,17 @@ class Trainer:
     def _d_features(D, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """D's pooled features (N, 8d) and, with model.d_patch, its patch logits (N, 64) from one pass; else None."""
         return D.features_and_patches(img) if D.patch is not None else (D.features(img), None)
+
+    def adversarial_loss(self, img: torch.Tensor, t: torch.Tensor, r_d: torch.Tensor | None
+                         ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The generator's adversarial loss on (already augmented) generated images img, with model.d_patch its
+        patch term included, and that patch term alone (None without the head)."""
+        h, p = self._d_features(self.nets.discriminator, img)
+        g_adv = self.g_loss(self.nets.discriminator.logits(h, t, r_d).float())
+        if p is None:
+            return g_adv, None
+        g_patch = self.g_loss(p.float())
+        return g_adv + g_patch, g_patch
 
     @torch.no_grad()
     def _update_ema(self) -> None:
