@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn as nn
+import torch.nn.functional as F
 import yaml
 
 from models.discriminator import Discriminator
@@ -198,6 +200,9 @@ VARIED = [
     dict(g_cond_norm=False),  # the plain generator (the default is conditional norm in every block)
     dict(enc_width=16, embed_dim=256, g_width=64, g_cond_norm=False),
     dict(g_noise=True),  # per-pixel noise injection (learned per-channel scales)
+    dict(g_upsample="subpixel"),  # learned upsampling in the two last blocks (4x their conv parameters)
+    dict(g_skip=True),  # RGB from every resolution
+    dict(enc_width=16, embed_dim=64, g_width=16, g_upsample="subpixel", g_skip=True),
 ]
 
 
@@ -209,6 +214,8 @@ def test_generator_is_half_the_encoder(kw):
     nets = build_networks(mc, vocab_size=300)
     assert abs(_ratio(nets) - 0.5) <= 0.01 * 0.5
     assert nets.generator.cond_norm == mc.g_cond_norm and nets.generator.noise == mc.g_noise
+    assert nets.generator.skip == mc.g_skip
+    assert [b.mode for b in nets.generator.blocks][-1] == mc.g_upsample
     assert nets.encoder.embed_dim == mc.embed_dim and nets.text_encoder.text_dim == mc.text_dim
     # the networks fit together: G consumes T's encoding and E's representation, D scores G's images
     n = 2
@@ -290,11 +297,53 @@ def test_generator_upsampling_modes_share_parameters_and_differ_in_output():
     c = near.condition(t)[1]  # the mean, no sampling
     a, b = near.synthesize(z, c, r), bil.synthesize(z, c, r)
     assert a.shape == b.shape == (4, 3, 64, 64) and not torch.allclose(a, b)
-    with pytest.raises(ValueError, match="bicubic"):
+    with pytest.raises(ValueError, match="bicubic.*"):
         Generator(16, 32, 8, 8, 16, 16, upsample="bicubic")
     from training.config import ConfigError, build_config
     with pytest.raises(ConfigError, match="model.g_upsample"):
         build_config(None, {"model.g_upsample": "bicubic"})
+
+
+def test_subpixel_upsampling_starts_as_nearest_and_learns_per_phase():
+    """g_upsample=subpixel: the two last blocks' conv runs at the low resolution with 4x outputs (ICNR init: all
+    four sub-pixel phases share a kernel, so the block starts as nearest upsampling of a low-resolution conv)."""
+    torch.manual_seed(0)
+    near, sub = Generator(16, 32, 8, 8, 16, 16), Generator(16, 32, 8, 8, 16, 16, upsample="subpixel")
+    assert [b.mode for b in sub.blocks] == ["nearest", "nearest", "subpixel", "subpixel"]
+    extra = sum(3 * b.conv.weight.numel() for b in near.blocks[2:])  # 4x the conv of the last two blocks
+    assert count_params(sub) - count_params(near) == extra
+    block = sub.blocks[3]
+    x = torch.randn(2, block.conv.in_channels, 32, 32)
+    h = F.pixel_shuffle(block.conv(x), 2)  # (2, cout, 64, 64)
+    low = F.conv2d(x, block.conv.weight[::4], padding=1)  # one kernel per output channel, at 32 px
+    torch.testing.assert_close(h, F.interpolate(low, scale_factor=2.0, mode="nearest"))
+    assert block(x).shape == (2, block.conv.out_channels // 4, 64, 64)
+    # the phases are separate parameters: a loss on one phase's pixels moves only that phase's kernels
+    s = torch.randn(2, block.affine.in_features) if block.affine is not None else None
+    block.eval()(x, s)[..., ::2, ::2].square().mean().backward()  # eval: BatchNorm does not mix the phases
+    g = block.conv.weight.grad.view(block.conv.out_channels // 4, 4, -1)
+    assert g[:, 0].abs().sum() > 0 and torch.equal(g[:, 1:], torch.zeros_like(g[:, 1:]))  # only phase (0, 0)
+
+
+def test_skip_generator_sums_every_resolution():
+    """g_skip: 1x1 RGB convs on the 8, 16 and 32 px blocks, upsampled and added to the 64 px RGB before the tanh;
+    with them at zero the output is the plain generator's."""
+    torch.manual_seed(0)
+    plain, skip = Generator(16, 32, 8, 8, 16, 16).eval(), Generator(16, 32, 8, 8, 16, 16, skip=True).eval()
+    assert [m.in_channels for m in skip.skip_rgb] == [b.conv.out_channels for b in skip.blocks[:3]]
+    assert count_params(skip) - count_params(plain) == sum(3 * m.in_channels + 3 for m in skip.skip_rgb)
+    skip.load_state_dict(plain.state_dict(), strict=False)
+    z, t, r = torch.randn(4, 8), torch.randn(4, 16), torch.randn(4, 16)
+    c = plain.condition(t)[1]
+    assert not torch.allclose(skip.synthesize(z, c, r), plain.synthesize(z, c, r))
+    for m in skip.skip_rgb:
+        nn.init.zeros_(m.weight)
+        nn.init.zeros_(m.bias)
+    torch.testing.assert_close(skip.synthesize(z, c, r), plain.synthesize(z, c, r))
+    skip.train()
+    skip.synthesize(z, c, r).square().mean().backward()
+    for i, m in enumerate(skip.skip_rgb):  # every resolution's RGB reaches the image
+        assert m.bias.grad.abs().sum() > 0, f"skip {i}"
 
 
 def test_generator_conditional_norm_starts_plain_and_reaches_every_block():

@@ -577,6 +577,21 @@ def test_conditional_norm_and_noise_generator_trains(mini_cache, tmp_path, one_t
         assert block.noise_scale.abs().sum() > 0, f"block {i} did not learn its noise scales"
 
 
+def test_subpixel_skip_generator_trains(mini_cache, tmp_path, one_thread):
+    """model.g_upsample=subpixel / g_skip: a GAN step gives finite losses and moves the learned upsampling's
+    kernels and every resolution's RGB conv."""
+    trainer = make_trainer(tiny_cfg(mini_cache, **{"model.g_upsample": "subpixel", "model.g_skip": True}),
+                           tmp_path / "skip")
+    G = trainer.nets.generator
+    before = {k: v.clone() for k, v in G.state_dict().items() if "skip_rgb" in k or "blocks.3.conv" in k}
+    trainer.state.update(stage="gan")
+    trainer.set_stage_modes("gan")
+    out = trainer.gan_step(torch.arange(trainer.bs))
+    assert all(math.isfinite(float(v.detach())) for v in out.values())
+    after = G.state_dict()
+    assert len(before) == 7 and all(not torch.equal(v, after[k]) for k, v in before.items())
+
+
 def test_distill_aug_changes_only_what_the_encoder_judges(mini_cache, tmp_path, one_thread):
     """train.distill_aug augments the generated image the encoder sees in the distillation term; the D
     step and the adversarial term are untouched (same seed -> same values)."""

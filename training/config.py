@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from models.generator import UPSAMPLE_MODES
+
 from .diffaug import parse_policy
 
 # The offline copy of the dataset lives beside the project on the dev/CI machines.
@@ -45,7 +47,8 @@ class ModelConfig:
     noise_dim: int = 64
     cond_dim: int = 64  # conditioning-augmentation output size for the text encoding
     g_width: int = 48  # preferred generator conv width (the mapping MLP is sized to hit g_ratio); 48 > 32: KID 0.086 vs 0.113
-    g_upsample: str = "nearest"  # the generator's x2 upsampling: nearest | bilinear
+    g_upsample: str = "nearest"  # the generator's x2 upsampling: nearest | bilinear | subpixel (learned, 2 last blocks)
+    g_skip: bool = False  # StyleGAN2 skip generator: RGB from every resolution, bilinearly upsampled and summed
     g_cond_norm: bool = True  # conditional BatchNorm in every generator block, scale/shift from (c, r) (README)
     g_noise: bool = False  # per-pixel noise with learned per-channel scales after every generator conv (StyleGAN)
     d_width: int = 32  # base channel width of the discriminator
@@ -261,7 +264,7 @@ def validate(cfg: Config) -> None:
     """Cross-field checks that a type alone cannot express."""
     choices = {
         "train.gan_loss": (cfg.train.gan_loss, ("hinge", "bce")),
-        "model.g_upsample": (cfg.model.g_upsample, ("nearest", "bilinear")),
+        "model.g_upsample": (cfg.model.g_upsample, UPSAMPLE_MODES),
         "wandb.mode": (cfg.wandb.mode, ("auto", "online", "offline", "disabled")),
     }
     for key, (value, allowed) in choices.items():

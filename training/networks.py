@@ -28,7 +28,8 @@ def generator_widths(target: int, mc, text_dim: int) -> tuple[int, int]:
     """
     def size(w: int, m: int) -> int:
         return count_params(Generator(w, m, mc.noise_dim, mc.cond_dim, mc.embed_dim, text_dim,
-                                      cond_norm=mc.g_cond_norm, noise=mc.g_noise))
+                                      upsample=mc.g_upsample, cond_norm=mc.g_cond_norm, noise=mc.g_noise,
+                                      skip=mc.g_skip))
 
     for w in sorted(range(8, 129, 4), key=lambda w: (abs(w - mc.g_width), -w)):
         slope = size(w, 2) - size(w, 1)
@@ -62,7 +63,7 @@ def build_networks(mc, vocab_size: int) -> Networks:
     e_params = count_params(enc)
     w, m = generator_widths(round(mc.g_ratio * e_params), mc, mc.text_dim)
     gen = Generator(w, m, mc.noise_dim, mc.cond_dim, mc.embed_dim, mc.text_dim, upsample=mc.g_upsample,
-                    cond_norm=mc.g_cond_norm, noise=mc.g_noise)
+                    cond_norm=mc.g_cond_norm, noise=mc.g_noise, skip=mc.g_skip)
     ratio = count_params(gen) / e_params
     if abs(ratio - mc.g_ratio) > RATIO_TOLERANCE * mc.g_ratio:
         raise AssertionError(f"generator/encoder parameter ratio {ratio:.4f} is not within 1 % of {mc.g_ratio}")
