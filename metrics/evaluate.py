@@ -28,6 +28,7 @@ from .diversity import ms_ssim_diversity, random_pairs
 from .encoder import encoder_report
 from .evaluator import EvaluatorSpec, load_or_train
 from .generation import disjoint_halves, fid, kid, real_floor
+from .grid import grid_contrasts
 
 DIVERSITY_NOISES, DIVERSITY_CAPTIONS_PER_CLASS, REAL_PAIRS = 4, 2, 200
 
@@ -201,6 +202,10 @@ def generation_report(nets, data, cfg, feats, labels, is_test, ev, tr_set, devic
         ms_ssim_diversity, div, (-1.0, 1.0), n_captions=len(d_idx), samples_per_caption=DIVERSITY_NOISES,
         real_reference_same_class=_unavailable(ms_ssim_diversity, real[pairs["same"]], (-1.0, 1.0)),
         real_reference_any=_unavailable(ms_ssim_diversity, real[pairs["any"]], (-1.0, 1.0)))
+
+    # 5) the blocky pattern: edges on the generator's upsampling grid (samples.npz's images vs the real test images)
+    r["grid_contrast"] = _entry(grid_contrasts, fake, n=len(fake),
+                                real_reference=_unavailable(grid_contrasts, center_crop(test.images, 64)))
     return r, fake, (s_labels, s_caps)
 
 

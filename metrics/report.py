@@ -11,7 +11,9 @@ metrics.json (written by metrics.evaluate.evaluate); every number has its refere
     generator trained at train.text_rep_prob 1 never saw such representations);
     {fid,kid}_{evaluator,encoder}: {value, floor, n_real, n_fake (+ std, floor_std, subset_size for KID)};
     recognised_train_class {value, real_reference, chance, n}; r_precision {value, real_reference,
-    candidates, chance, n}; ms_ssim_same_caption {value, real_reference_same_class, real_reference_any, ...}
+    candidates, chance, n}; ms_ssim_same_caption {value, real_reference_same_class, real_reference_any, ...};
+    grid_contrast {value, real_reference: {"2", "4", "8": ratio}, n}: edges across the 2/4/8-px grid lines over
+    edges elsewhere, samples.npz's images vs the real test images (metrics/grid.py; 1 = no grid)
   params, param_table, split, notes, runtime (timings; the only non-deterministic part)
 Any metric that cannot be computed is {"unavailable": reason} instead of a number.
 """
@@ -55,6 +57,13 @@ def fmt(x, digits: int = 3) -> str:
 def _get(d: dict, key: str):
     v = d.get(key) if isinstance(d, dict) else None
     return v if not (isinstance(d, dict) and "unavailable" in d) else d
+
+
+def _per_period(d) -> str:
+    """{"2": x, "4": y, "8": z} -> "x / y / z" (2 decimals); anything else as fmt writes it."""
+    if isinstance(d, dict) and d and "unavailable" not in d:
+        return " / ".join(fmt(v, 2) for v in d.values())
+    return fmt(d)
 
 
 def table_rows(report: dict) -> list[tuple[str, str, str, str]]:
@@ -107,6 +116,11 @@ def table_rows(report: dict) -> list[tuple[str, str, str, str]]:
     rows.append(("MS-SSIM between samples of one caption", fmt(_get(ms, "value")),
                  f"real same class {fmt(_get(ms, 'real_reference_same_class'))}, any {fmt(_get(ms, 'real_reference_any'))}",
                  "lower = more diverse; ~ real; near 1 = collapse"))
+    gc = gen.get("grid_contrast")
+    if gc is not None:  # absent in reports written before it existed
+        rows.append(("upsampling-grid contrast (2 / 4 / 8 px)", _per_period(_get(gc, "value")),
+                     f"real {_per_period(_get(gc, 'real_reference'))}",
+                     "~ real (1); above = blocky pattern on the generator's grid"))
     return rows
 
 

@@ -88,6 +88,11 @@ def test_table_shows_unavailable_with_reason_not_a_number():
     assert rows["evaluator held-out accuracy (train classes)"][1].startswith("n/a (the evaluator needs")
     assert rows["KID, evaluator space (test classes)"][1] == "n/a (no evaluation network)"
     assert "real floor 0.0020" in rows["KID, encoder space (test classes)"][2]
+    assert "upsampling-grid contrast (2 / 4 / 8 px)" not in rows  # reports written before it existed
+    report["generation"]["grid_contrast"] = {"value": {"2": 1.3318, "4": 1.0162, "8": 0.9184},
+                                             "real_reference": {"unavailable": "too small"}}
+    row = {r[0]: r for r in table_rows(report)}["upsampling-grid contrast (2 / 4 / 8 px)"]
+    assert row[1:3] == ("1.33 / 1.02 / 0.92", "real n/a (too small)")
     assert fmt(None) == "n/a" and fmt(1e-5) == "1.00e-05"
     assert fmt(1234567) == "1,234,567" and fmt([0.0442, 0.0081], 4) == "0.0442 ± 0.0081"
     assert fmt(float("nan")) == "nan" and fmt(True) == "True" and fmt([1, "a"]) == "1, a"
@@ -116,7 +121,7 @@ def test_evaluate_command_rewrites_eval_and_prints_the_table(tiny_run):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1] == str(tiny_run / "eval")
     for words in ("kNN top-1", "colour hist / random CNN", "KID, evaluator space", "real floor", "R-precision",
-                  "MS-SSIM", "class consistency"):
+                  "MS-SSIM", "class consistency", "upsampling-grid contrast"):
         assert words in proc.stdout, words
     m = json.loads((tiny_run / "eval" / "metrics.json").read_text())
     assert m["encoder"] == before["encoder"] and m["baselines"] == before["baselines"]  # deterministic

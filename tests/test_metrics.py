@@ -199,3 +199,30 @@ def test_power_by_period_finds_a_periodic_pattern():
     assert [v for p in scaled for v in scaled[p]] == pytest.approx([v for p in peaked for v in peaked[p]])
     with pytest.raises(ValueError, match="periods \\[3\\]"):
         power_by_period(noise, periods=(3,))
+
+
+# ---------------------------------------------------------------- the upsampling grid (metrics/grid.py)
+def test_grid_contrast_finds_nearest_upsampling_cells_and_not_photos(mini_cache):
+    import h5py
+    import torch.nn.functional as F
+    from metrics.grid import grid_contrast, grid_contrasts
+    g = torch.Generator().manual_seed(0)
+    low = torch.rand(16, 3, 16, 16, generator=g)
+    blocky = F.interpolate(low, scale_factor=4.0, mode="nearest") + 0.01 * torch.rand(16, 3, 64, 64, generator=g)
+    c = grid_contrasts(blocky)
+    assert set(c) == {"2", "4", "8"} and c["4"] > 10 and c["2"] > 2  # 4-px cells: edges only on the 4-px lines
+    assert 1 < c["8"] < c["4"]  # the 8-px lines have those edges, but so do the 4-px lines counted as off-grid
+    assert grid_contrast(torch.roll(blocky, (2, 2), dims=(2, 3)), 4) < 0.1  # shifted off the grid: below 1
+    assert 0.9 < grid_contrast(torch.rand(16, 3, 64, 64, generator=g), 2) < 1.1  # white noise: no grid
+    assert grid_contrast(255 * blocky, 4) == pytest.approx(c["4"])  # scale-free
+    with h5py.File(mini_cache, "r") as f:  # real photos (centre 64 px of the cache's 72): no grid
+        photos = torch.from_numpy(f["images"][:, 4:68, 4:68]).permute(0, 3, 1, 2)
+    assert all(0.9 < v < 1.1 for v in grid_contrasts(photos).values())
+    with pytest.raises(ValueError, match="period must be >= 2"):
+        grid_contrast(blocky, 1)
+    with pytest.raises(ValueError, match="smaller than two 8-px cells"):
+        grid_contrast(blocky[..., :12, :12], 8)
+    with pytest.raises(ValueError, match="no neighbouring-pixel differences"):
+        grid_contrast(F.interpolate(low, scale_factor=4.0, mode="nearest"), 4)
+    with pytest.raises(ValueError, match="shape \\(N, C, H, W\\)"):
+        grid_contrast(blocky[0], 2)
