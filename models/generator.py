@@ -7,6 +7,20 @@ import torch.nn.functional as F
 
 
 UPSAMPLE_MODES = ("nearest", "bilinear", "subpixel")
+N_BLOCKS = 4  # 4 -> 8 -> 16 -> 32 -> 64 px
+
+
+def block_modes(upsample: str) -> list[str]:
+    """The x2 upsampling of each of the generator's four blocks from `upsample`: one mode for all blocks, or four
+    comma-separated modes from the first block (to 8 px) to the last (to 64 px). ValueError naming the value."""
+    modes = [m.strip() for m in upsample.split(",")]
+    if len(modes) == 1:
+        modes = modes * N_BLOCKS
+    bad = [m for m in modes if m not in UPSAMPLE_MODES]
+    if len(modes) != N_BLOCKS or bad:
+        raise ValueError(f"upsampling {upsample!r}: give one of {', '.join(UPSAMPLE_MODES)}, or {N_BLOCKS} of them "
+                         "separated by commas (one per block, to 8, 16, 32 and 64 px)")
+    return modes
 
 
 class UpBlock(nn.Module):
@@ -76,12 +90,13 @@ class Generator(nn.Module):
     c (N, cond_dim) and the source representation r (N, embed_dim) are concatenated and passed through a 2-layer mapping MLP of width
     `map_width` to a 4x4 x 4w tensor, then upsampled 4 -> 8 -> 16 -> 32 -> 64 with widths
     4w, 2w, w, w/2, and a 3x3 conv to RGB with tanh: output (N, 3, 64, 64) in [-1, 1].
-    `upsample` (nearest | bilinear) is the x2 upsampling of every block (no parameters); subpixel makes the two
-    last blocks' upsampling (to 32 and 64 px, where the 16x16 stage's cells would be copied) learned (see UpBlock;
-    the earlier blocks stay nearest: learned upsampling in all four would need more than the whole parameter
-    budget). `skip` (StyleGAN2's skip generator): a 1x1 conv turns the 8, 16 and 32 px blocks' outputs into RGB
-    too, and the image is the sum of every resolution's RGB, each bilinearly upsampled to 64 px, before the tanh
-    (so coarse structure reaches the output smoothly, not only through nearest copies). `cond_norm`: every
+    `upsample` is the x2 upsampling of every block, or of each block from the first to the last as four
+    comma-separated modes (`block_modes`): nearest | bilinear (no parameters) | subpixel (learned, see UpBlock;
+    4x the block's conv parameters, so under the 1/2 rule at width 48 only the two last blocks' fit:
+    "nearest,nearest,subpixel,subpixel"). `skip` (StyleGAN2's skip generator): a 1x1 conv turns the 8, 16 and
+    32 px blocks' outputs into RGB too, and the image is the sum of every resolution's RGB, each bilinearly
+    upsampled to 64 px, before the tanh (so coarse structure reaches the output smoothly, not only through nearest
+    copies). `cond_norm`: every
     block's BatchNorm takes its scale and shift from s = (c, r) (N, cond_dim + embed_dim), so the condition reaches
     every resolution, not only the 4x4 input (see UpBlock). `noise`: per-pixel noise with learned per-channel
     scales after every block's conv (see UpBlock).
@@ -103,9 +118,7 @@ class Generator(nn.Module):
                                      nn.ReLU())
         s_dim = cond_dim + embed_dim if cond_norm else 0
         chans = [4 * w, 2 * w, w, w, max(w // 2, 8)]
-        if upsample not in UPSAMPLE_MODES:
-            raise ValueError(f"upsampling mode must be one of {', '.join(UPSAMPLE_MODES)}, got {upsample!r}")
-        modes = ["nearest"] * 2 + ["subpixel"] * 2 if upsample == "subpixel" else [upsample] * 4
+        modes = block_modes(upsample)
         self.blocks = nn.ModuleList([UpBlock(cin, cout, mode, s_dim, noise, 8 * 2 ** i)
                                      for i, (cin, cout, mode) in enumerate(zip(chans[:-1], chans[1:], modes))])
         self.to_rgb = nn.Conv2d(chans[-1], 3, 3, 1, 1)

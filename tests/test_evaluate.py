@@ -123,6 +123,10 @@ def test_evaluate_command_rewrites_eval_and_prints_the_table(tiny_run):
     for words in ("kNN top-1", "colour hist / random CNN", "KID, evaluator space", "real floor", "R-precision",
                   "MS-SSIM", "class consistency", "upsampling-grid contrast"):
         assert words in proc.stdout, words
+    gc = json.loads((tiny_run / "eval" / "metrics.json").read_text())["generation"]["grid_contrast"]
+    for part in ("value", "real_reference"):  # {period: ratio} for the samples and for the real test photos
+        assert list(gc[part]) == ["2", "4", "8"] and all(v > 0 for v in gc[part].values()), gc
+    assert gc["n"] == len(np.load(tiny_run / "eval" / "samples.npz")["images"])
     m = json.loads((tiny_run / "eval" / "metrics.json").read_text())
     assert m["encoder"] == before["encoder"] and m["baselines"] == before["baselines"]  # deterministic
     assert m["param_table"] == before["param_table"]  # the run's own evaluation rebuilt the networks the same way

@@ -201,6 +201,17 @@ def test_power_by_period_finds_a_periodic_pattern():
         power_by_period(noise, periods=(3,))
 
 
+def test_grid_steps_see_a_gradient_that_smooths_or_sharpens_the_cells():
+    import torch.nn.functional as F
+    from metrics.spectrum import grid_steps
+    g = torch.Generator().manual_seed(0)
+    cells = F.interpolate(torch.rand(8, 3, 16, 16, generator=g), scale_factor=2.0, mode="nearest")  # 2-px cells
+    fake = torch.rand(8, 3, 32, 32, generator=g) + 0.5 * cells  # noise (no grid) plus some blocky pattern
+    out = grid_steps(fake, {"towards smooth": cells, "towards cells": -cells}, step=0.2)  # steps go down a gradient
+    assert list(out) == ["towards smooth", "towards cells", "white noise (control)", "smoothed noise (control)"]
+    assert out["towards smooth"] < out["white noise (control)"] < 0 < out["towards cells"]
+
+
 # ---------------------------------------------------------------- the upsampling grid (metrics/grid.py)
 def test_grid_contrast_finds_nearest_upsampling_cells_and_not_photos(mini_cache):
     import h5py

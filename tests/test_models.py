@@ -200,9 +200,10 @@ VARIED = [
     dict(g_cond_norm=False),  # the plain generator (the default is conditional norm in every block)
     dict(enc_width=16, embed_dim=256, g_width=64, g_cond_norm=False),
     dict(g_noise=True),  # per-pixel noise injection (learned per-channel scales)
-    dict(g_upsample="subpixel"),  # learned upsampling in the two last blocks (4x their conv parameters)
+    dict(g_upsample="nearest,nearest,subpixel,subpixel"),  # learned upsampling in the last two blocks (4x params)
+    dict(g_upsample="subpixel"),  # learned in all four: does not fit at width 48, so a narrower generator
     dict(g_skip=True),  # RGB from every resolution
-    dict(enc_width=16, embed_dim=64, g_width=16, g_upsample="subpixel", g_skip=True),
+    dict(enc_width=16, embed_dim=64, g_width=16, g_upsample="nearest,bilinear,nearest,subpixel", g_skip=True),
 ]
 
 
@@ -215,7 +216,7 @@ def test_generator_is_half_the_encoder(kw):
     assert abs(_ratio(nets) - 0.5) <= 0.01 * 0.5
     assert nets.generator.cond_norm == mc.g_cond_norm and nets.generator.noise == mc.g_noise
     assert nets.generator.skip == mc.g_skip
-    assert [b.mode for b in nets.generator.blocks][-1] == mc.g_upsample
+    assert ",".join(b.mode for b in nets.generator.blocks) in (mc.g_upsample, ",".join([mc.g_upsample] * 4))
     assert nets.encoder.embed_dim == mc.embed_dim and nets.text_encoder.text_dim == mc.text_dim
     # the networks fit together: G consumes T's encoding and E's representation, D scores G's images
     n = 2
@@ -297,18 +298,22 @@ def test_generator_upsampling_modes_share_parameters_and_differ_in_output():
     c = near.condition(t)[1]  # the mean, no sampling
     a, b = near.synthesize(z, c, r), bil.synthesize(z, c, r)
     assert a.shape == b.shape == (4, 3, 64, 64) and not torch.allclose(a, b)
-    with pytest.raises(ValueError, match="bicubic.*"):
+    with pytest.raises(ValueError, match="bicubic.*one per block"):
         Generator(16, 32, 8, 8, 16, 16, upsample="bicubic")
     from training.config import ConfigError, build_config
-    with pytest.raises(ConfigError, match="model.g_upsample"):
-        build_config(None, {"model.g_upsample": "bicubic"})
+    for bad in ("bicubic", "nearest,nearest,subpixel", "nearest,nearest,nearest,bicubic"):
+        with pytest.raises(ConfigError, match=f"model.g_upsample.*{bad}"):
+            build_config(None, {"model.g_upsample": bad})
+    mixed = Generator(16, 32, 8, 8, 16, 16, upsample="bilinear, nearest,nearest,nearest")  # spaces allowed
+    assert [b.mode for b in mixed.blocks] == ["bilinear", "nearest", "nearest", "nearest"]
 
 
 def test_subpixel_upsampling_starts_as_nearest_and_learns_per_phase():
-    """g_upsample=subpixel: the two last blocks' conv runs at the low resolution with 4x outputs (ICNR init: all
-    four sub-pixel phases share a kernel, so the block starts as nearest upsampling of a low-resolution conv)."""
+    """Sub-pixel blocks: the conv runs at the low resolution with 4x outputs (ICNR init: all four sub-pixel phases
+    share a kernel, so the block starts as nearest upsampling of a low-resolution conv)."""
     torch.manual_seed(0)
-    near, sub = Generator(16, 32, 8, 8, 16, 16), Generator(16, 32, 8, 8, 16, 16, upsample="subpixel")
+    near = Generator(16, 32, 8, 8, 16, 16)
+    sub = Generator(16, 32, 8, 8, 16, 16, upsample="nearest,nearest,subpixel,subpixel")
     assert [b.mode for b in sub.blocks] == ["nearest", "nearest", "subpixel", "subpixel"]
     extra = sum(3 * b.conv.weight.numel() for b in near.blocks[2:])  # 4x the conv of the last two blocks
     assert count_params(sub) - count_params(near) == extra

@@ -296,7 +296,10 @@ def test_spectrum_cli_on_a_run(smoke_run, capsys, one_thread):
     assert spectra["adversarial"] != spectra["distillation"]
     assert main(["--run", str(run_dir), "--images", "8"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 2 + len(spectra) and lines[-1].startswith("real images")
+    assert len(lines) == 2 + len(spectra) + 1 + 5 and lines[1 + len(spectra)].startswith("real images")
+    assert lines[2 + len(spectra)].startswith("2-px upsampling-grid contrast")
+    assert [line.split()[0] for line in lines[-5:]] == ["adversarial", "adversarial,", "distillation", "white",
+                                                       "smoothed"]
     assert main(["--run", str(run_dir / "nowhere")]) == 2
     assert "no checkpoint at" in capsys.readouterr().err
 
@@ -487,9 +490,10 @@ def test_validate_metrics_per_stage(mini_cache, tmp_path, one_thread):
     trainer.state.update(stage="gan", stage_epoch=0)
     trainer.nets.text_encoder.train(), trainer.nets.encoder.eval()
     out = trainer.validate()
-    assert {"val/kid", "val/image_text_loss", "val/distill"} <= set(out)
+    assert {"val/kid", "val/image_text_loss", "val/distill", "val/grid_contrast"} <= set(out)
     assert all(isinstance(v, float) and math.isfinite(v) for v in out.values())
     assert 0 <= out["val/distill"] <= 2  # a cosine distance
+    assert out["val/grid_contrast"] > 0  # a ratio of mean absolute differences
     assert out["val/image_text_loss"] != enc_val["val/image_text_loss"]  # stage 1 trained the encoders
     assert trainer.nets.text_encoder.training and not trainer.nets.encoder.training  # modes restored
     again = trainer.validate()
@@ -578,10 +582,10 @@ def test_conditional_norm_and_noise_generator_trains(mini_cache, tmp_path, one_t
 
 
 def test_subpixel_skip_generator_trains(mini_cache, tmp_path, one_thread):
-    """model.g_upsample=subpixel / g_skip: a GAN step gives finite losses and moves the learned upsampling's
-    kernels and every resolution's RGB conv."""
-    trainer = make_trainer(tiny_cfg(mini_cache, **{"model.g_upsample": "subpixel", "model.g_skip": True}),
-                           tmp_path / "skip")
+    """Sub-pixel upsampling in the last two blocks / model.g_skip: a GAN step gives finite losses and moves the
+    learned upsampling's kernels and every resolution's RGB conv."""
+    cfg = tiny_cfg(mini_cache, **{"model.g_upsample": "nearest,nearest,subpixel,subpixel", "model.g_skip": True})
+    trainer = make_trainer(cfg, tmp_path / "skip")
     G = trainer.nets.generator
     before = {k: v.clone() for k, v in G.state_dict().items() if "skip_rgb" in k or "blocks.3.conv" in k}
     trainer.state.update(stage="gan")

@@ -347,6 +347,7 @@ class Trainer:
     def validate(self) -> dict:
         """Label-free validation on held-out train-class images (selection metric: val/kid in stage 2)."""
         from metrics.generation import kid
+        from metrics.grid import grid_contrast
         from .generate import generate_from_tokens
         text, enc = self.nets.text_encoder, self.nets.encoder
         modes = text.training, enc.training
@@ -370,6 +371,10 @@ class Trainer:
             subset = min(100, len(val) // 2)
             out["val/kid"] = kid(r_real.cpu().numpy(), r_fake.cpu().numpy(), subset_size=max(subset, 2))[0]
             out["val/distill"] = losses.cosine_distance(r_fake, text.predict_representation(t)).item()
+            try:  # the blocky pattern: edges on the last upsampling's 2-px grid (photos ~1; metrics/grid.py)
+                out["val/grid_contrast"] = grid_contrast(fake[:, 0], 2)
+            except ValueError:  # flat images: no ratio to report
+                pass
         text.train(modes[0]), enc.train(modes[1])
         return out
 
