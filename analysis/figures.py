@@ -105,6 +105,7 @@ METRIC_NOTES = {
     "real_floor_encoder": "real vs real (two halves of the real images): the floor a generator can reach",
     "r_precision": "is a generated image closest to its own caption among the candidates? (higher is better)",
     "ms_ssim_same_caption": "similarity of images from one caption with different noise (lower = more diverse)",
+    "grid_contrast": "edges across the 2/4/8-px upsampling grid over edges elsewhere (photos ~1; above = blocky)",
     "fid": "Fréchet distance (lower is better)",
     "kid": "kernel inception distance (lower is better)",
     "kid_mean": "kernel distance, mean over subsets (lower is better)",
