@@ -110,9 +110,9 @@ def fid_kid_vs_floor(real: np.ndarray, half_a: np.ndarray, fake: np.ndarray, see
 
 
 def _entry(fn, *args, **extra) -> dict:
-    """{"value": fn(*args), **extra}, or {"unavailable": reason}."""
+    """{"value": fn(*args), **extra}, or {"unavailable": reason}; the value may itself be a dict."""
     v = _unavailable(fn, *args)
-    return v if isinstance(v, dict) else {"value": v, **extra}
+    return v if isinstance(v, dict) and "unavailable" in v else {"value": v, **extra}
 
 
 @torch.no_grad()
@@ -204,9 +204,8 @@ def generation_report(nets, data, cfg, feats, labels, is_test, ev, tr_set, devic
         real_reference_any=_unavailable(ms_ssim_diversity, real[pairs["any"]], (-1.0, 1.0)))
 
     # 5) the blocky pattern: edges on the generator's upsampling grid (samples.npz's images vs the real test images)
-    gc = _unavailable(grid_contrasts, fake)  # a dict either way: {period: ratio} or {"unavailable": reason}
-    r["grid_contrast"] = gc if "unavailable" in gc else {
-        "value": gc, "n": len(fake), "real_reference": _unavailable(grid_contrasts, center_crop(test.images, 64))}
+    r["grid_contrast"] = _entry(grid_contrasts, fake, n=len(fake),
+                                real_reference=_unavailable(grid_contrasts, center_crop(test.images, 64)))
     return r, fake, (s_labels, s_caps)
 
 

@@ -21,6 +21,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .grid import grid_contrast
+
 PERIODS = (16, 8, 4, 2)
 
 
@@ -104,7 +106,6 @@ def grid_steps(fake: torch.Tensor, grads: dict[str, torch.Tensor], step: float =
     `step` x the direction's RMS down each gradient, and along two controls of the same size: white noise and
     noise smoothed by a 3x3 box. A step that lowers the contrast more than the controls do works against the
     blocky pattern; one that raises it, for it."""
-    from .grid import grid_contrast
     g = torch.Generator().manual_seed(seed)
     dirs = dict(grads)
     dirs["white noise (control)"] = torch.randn(fake.shape, generator=g)
@@ -133,7 +134,6 @@ def main(argv: list[str] | None = None) -> int:
     for name, row in spectra.items():
         print(f"{name:26s}" + "".join(f"{row[p][0]:10.2f}" for p in PERIODS) + " |"
               + "".join(f"{row[p][1]:10.2f}" for p in PERIODS))
-    from .grid import grid_contrast
     print(f"2-px upsampling-grid contrast of the generated images {grid_contrast(fake, 2):.3f} (real "
           f"{grid_contrast(real, 2):.3f}); its change after a step of 0.02 x RMS along:")
     for name, change in grid_steps(fake, grads).items():
