@@ -106,6 +106,9 @@ METRIC_NOTES = {
     "r_precision": "is a generated image closest to its own caption among the candidates? (higher is better)",
     "ms_ssim_same_caption": "similarity of images from one caption with different noise (lower = more diverse)",
     "grid_contrast": "edges across the 2/4/8-px upsampling grid over edges elsewhere (photos ~1; above = blocky)",
+    "recognised_by_judge": "share the judge (a classifier of all cached classes, evaluation only) puts in the "
+                           "caption's class, among all / the run's / the set's classes (higher is better)",
+    "recognised_train_class": "generated train-class images the evaluator classifies as their class (higher is better)",
     "fid": "Fréchet distance (lower is better)",
     "kid": "kernel inception distance (lower is better)",
     "kid_mean": "kernel distance, mean over subsets (lower is better)",

@@ -29,6 +29,7 @@ from .encoder import encoder_report
 from .evaluator import EvaluatorSpec, load_or_train
 from .generation import disjoint_halves, fid, kid, real_floor
 from .grid import grid_contrasts
+from .judge import JUDGE_SPEC, judge_report, load_judge
 
 DIVERSITY_NOISES, DIVERSITY_CAPTIONS_PER_CLASS, REAL_PAIRS = 4, 2, 200
 
@@ -107,6 +108,16 @@ def fid_kid_vs_floor(real: np.ndarray, half_a: np.ndarray, fake: np.ndarray, see
     return ({"value": f, "floor": floor["fid"], **n},
             {"value": k, "std": k_std, "floor": floor["kid_mean"], "floor_std": floor["kid_std"],
              "subset_size": s, **n})
+
+
+def _train_caption_samples(nets, data, cfg, device, n: int = 200) -> tuple[torch.Tensor, np.ndarray]:
+    """Images (uint8 (M, 3, 64, 64)) generated from one caption each of up to n held-out train-class photos
+    (data.val, never trained on), and their labels (M,)."""
+    g = torch.Generator().manual_seed(6)
+    idx, slots = one_caption_each(data.val, torch.randperm(len(data.val), generator=g)[:n].tolist(), g)
+    fake = _generate(nets, data.val.tokens[idx, slots], data.val.lengths[idx, slots], 1, cfg.model.noise_dim, 6,
+                     device, truncation=cfg.eval.truncation)
+    return fake, data.val.labels[idx].numpy()
 
 
 def _entry(fn, *args, **extra) -> dict:
@@ -210,8 +221,11 @@ def generation_report(nets, data, cfg, feats, labels, is_test, ev, tr_set, devic
 
 
 @torch.no_grad()
-def evaluate(nets, data, cfg, out_dir: Path, device="cpu", log=print, spec: EvaluatorSpec = EvaluatorSpec()) -> dict:
-    """Compute every metric for `nets` (generator = EMA weights) on `data`; write eval files to out_dir."""
+def evaluate(nets, data, cfg, out_dir: Path, device="cpu", log=print, spec: EvaluatorSpec = EvaluatorSpec(),
+             judge_spec: EvaluatorSpec | None = JUDGE_SPEC) -> dict:
+    """Compute every metric for `nets` (generator = EMA weights) on `data`; write eval files to out_dir.
+    The judge (metrics/judge.py, trained on every image of cfg.data.cache) is kept beside the cache;
+    judge_spec None skips it."""
     from training.networks import param_table
     t0 = time.time()
     out_dir = Path(out_dir)
@@ -244,6 +258,18 @@ def evaluate(nets, data, cfg, out_dir: Path, device="cpu", log=print, spec: Eval
         gen_report, fake, (s_labels, s_caps) = generation_report(nets, data, cfg, feats, labels, is_test, ev, tr_set,
                                                                  device, log)
     report["generation"] = gen_report
+    judge, judge_cached = None, False
+    if judge_spec is None:
+        gen_report["recognised_by_judge"] = {"unavailable": "skipped (judge_spec=None)"}
+    else:
+        try:
+            judge, judge_cached, (j_images, j_labels) = load_judge(Path(cfg.data.cache), judge_spec, device, log)
+            gen_report["recognised_by_judge"] = judge_report(
+                judge, {"test_captions": (fake, s_labels), "train_captions": _train_caption_samples(nets, data, cfg,
+                                                                                                  device)},
+                j_images, j_labels, data.train_classes + data.test_classes)
+        except (ValueError, OSError) as e:
+            gen_report["recognised_by_judge"] = {"unavailable": f"{type(e).__name__}: {e}"}
     report["params"] = {row["network"]: row["total_params"] for row in param_table(nets)}
     report["param_table"] = param_table(nets)
     report["split"] = data.split_record()
@@ -251,9 +277,13 @@ def evaluate(nets, data, cfg, out_dir: Path, device="cpu", log=print, spec: Eval
         "kid": "KID is unbiased; at a few hundred images it is the more reliable of FID/KID (FID is biased upwards "
                "at small N). Compare each value with its real-vs-real floor, computed at the same sample sizes.",
         "evaluator": "FID/KID/recognition use an evaluation CNN trained from scratch on train-class images only "
-                     "(metrics/evaluator.py); *_encoder metrics use the project's own source encoder."}
+                     "(metrics/evaluator.py); *_encoder metrics use the project's own source encoder.",
+        "judge": "recognised_by_judge uses a CNN trained from scratch on every cached image with its label, test "
+                 "classes included (metrics/judge.py): evaluation only, the stand-in for an external classifier."}
     report["runtime"] = {"evaluator_cached": cached, "evaluator_train_seconds": ev.info.get("train_seconds") if ev
-                         else None, "seconds": time.time() - t0}
+                         else None, "judge_cached": judge_cached,
+                         "judge_train_seconds": judge.info.get("train_seconds") if judge else None,
+                         "seconds": time.time() - t0}
 
     np.savez_compressed(out_dir / "embeddings.npz", features=feats.astype(np.float32), labels=labels,
                         is_test_class=is_test, image_names=np.array(allset.names))

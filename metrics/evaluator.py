@@ -9,7 +9,8 @@ the "recognised" number of generated images has a real-image reference beside it
 classes are unseen by it: for them only its features are used, never its class predictions.
 
 Input: uint8 images (N, 3, H, W); the centre ``crop`` (64 px, the generator's size) is
-area-downsampled to ``input_size`` (32 px). Training: random crops of the downsampled full image
+area-downsampled to ``input_size`` (32 px; metrics/judge.py uses the same network at 64 px with a stride-2
+first layer, ``stem_stride``). Training: random crops of the downsampled full image
 + horizontal flips, AdamW with a one-cycle schedule, label smoothing. Everything is seeded; the
 same data, spec, device type and thread count give bit-identical weights. ``load_or_train``
 caches the weights (e.g. in ``runs/<id>/eval/evaluator.pt``) under a fingerprint of spec + data.
@@ -46,18 +47,25 @@ class EvaluatorSpec:
     label_smoothing: float = 0.1
     holdout_fraction: float = 0.1
     seed: int = 0
+    stem_stride: int = 1
 
 
 class EvalNet(nn.Module):
     """(B, 3, S, S) in [-1, 1] -> logits (B, n_classes); ``features`` -> (B, 4 * width).
 
-    Four 3x3 conv + BN + ReLU blocks (stride 1, 2, 2, 2: 32 -> 4 px), global average pooling.
+    3x3 conv + BN + ReLU blocks, stride 1 then 2 until 4 px (S = 32: four blocks, 32 -> 4 px; S = 64: five),
+    global average pooling. Widths w, 2w, 4w, 4w, ...
     """
 
-    def __init__(self, n_classes: int, width: int = 32):
+    def __init__(self, n_classes: int, width: int = 32, input_size: int = 32, stem_stride: int = 1):
         super().__init__()
+        if input_size < 16 * stem_stride or input_size & (input_size - 1) or stem_stride not in (1, 2):
+            raise ValueError(f"EvalNet needs input_size a power of two >= 16 * stem_stride and stem_stride 1 or 2, "
+                             f"got {input_size}, {stem_stride}")
         w, layers = width, []
-        for c_in, c_out, s in ((3, w, 1), (w, 2 * w, 2), (2 * w, 4 * w, 2), (4 * w, 4 * w, 2)):
+        chans = [3, w, 2 * w] + [4 * w] * ((input_size // stem_stride).bit_length() - 4)
+        for i, (c_in, c_out) in enumerate(zip(chans[:-1], chans[1:])):
+            s = stem_stride if i == 0 else 2
             layers += [nn.Conv2d(c_in, c_out, 3, s, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(4 * w, n_classes)
@@ -87,17 +95,26 @@ class Evaluator:
         self.net, self.classes, self.spec, self.info = net.eval(), list(classes), spec, info
 
     @torch.no_grad()
-    def features_and_predictions(self, images: torch.Tensor, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-        """uint8 (N, 3, H, W) -> features (N, 4 * width) float32, predicted dataset labels (N,) int64."""
+    def features_and_logits(self, images: torch.Tensor, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 (N, 3, H, W) -> features (N, 4 * width), logits (N, len(classes)), both float32."""
         dev = next(self.net.parameters()).device
-        feats, preds = [], []
+        feats, logits = [], []
         for i in range(0, len(images), batch_size):
             f = self.net.features(_eval_input(images[i:i + batch_size], self.spec).to(dev))
             feats.append(f.float().cpu())
-            preds.append(self.net.head(f).argmax(1).cpu())
+            logits.append(self.net.head(f).float().cpu())
         if not feats:
-            return np.zeros((0, self.net.feature_dim), np.float32), np.zeros(0, np.int64)
-        return torch.cat(feats).numpy(), np.asarray(self.classes, np.int64)[torch.cat(preds).numpy()]
+            return np.zeros((0, self.net.feature_dim), np.float32), np.zeros((0, len(self.classes)), np.float32)
+        return torch.cat(feats).numpy(), torch.cat(logits).numpy()
+
+    def features_and_predictions(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 (N, 3, H, W) -> features (N, 4 * width) float32, predicted dataset labels (N,) int64."""
+        feats, logits = self.features_and_logits(images)
+        return feats, np.asarray(self.classes, np.int64)[logits.argmax(1)]
+
+    def logits(self, images: torch.Tensor) -> np.ndarray:
+        """uint8 (N, 3, H, W) -> (N, len(classes)) float32 logits; column i is dataset class classes[i]."""
+        return self.features_and_logits(images)[1]
 
     def features(self, images: torch.Tensor) -> np.ndarray:
         """uint8 (N, 3, H, W) -> (N, 4 * width) float32 penultimate features."""
@@ -135,7 +152,7 @@ def train_evaluator(images: torch.Tensor, labels: np.ndarray, spec: EvaluatorSpe
     y = y_all[tr]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec.seed)
-        net = EvalNet(len(classes), spec.width).to(device)
+        net = EvalNet(len(classes), spec.width, spec.input_size, spec.stem_stride).to(device)
     g = torch.Generator().manual_seed(spec.seed)
     steps_per_epoch = max(1, -(-len(tr) // spec.batch_size))
     opt = torch.optim.AdamW(net.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
@@ -186,7 +203,7 @@ def load_or_train(path: Path | None, images: torch.Tensor, labels: np.ndarray,
         try:
             blob = torch.load(path, map_location=device, weights_only=True)
             if blob.get("fingerprint") == key:
-                net = EvalNet(len(blob["classes"]), spec.width).to(device)
+                net = EvalNet(len(blob["classes"]), spec.width, spec.input_size, spec.stem_stride).to(device)
                 net.load_state_dict(blob["state_dict"])
                 return Evaluator(net, blob["classes"], spec, json.loads(blob["info"])), True
             log(f"evaluator: {path} was trained on other data or settings; retraining")

@@ -14,7 +14,13 @@ metrics.json (written by metrics.evaluate.evaluate); every number has its refere
     candidates, chance, n}; ms_ssim_same_caption {value, real_reference_same_class, real_reference_any, ...};
     grid_contrast {value, real_reference: {"2", "4", "8": ratio}, n}: edges across the 2/4/8-px grid lines over
     edges elsewhere, samples.npz's images vs the real test images (metrics/grid.py; 1 = no grid)
-  params, param_table, split, notes, runtime (timings; the only non-deterministic part)
+    recognised_by_judge {test_captions, train_captions: {value, real_reference, chance: each {all, run, own}:
+    rate; n, n_real}; judge}: how often the judge (metrics/judge.py: a CNN trained on every cached image with
+    its label, evaluation only) classifies images generated from test-class captions (samples.npz's) / from
+    held-out train-class captions as the caption's class, among all cached / the run's / that set's classes,
+    beside its held-out real photos of those classes
+  params, param_table, split, notes, runtime (timings and whether the evaluator / judge were read from their cache;
+    the only non-deterministic part)
 Any metric that cannot be computed is {"unavailable": reason} instead of a number.
 """
 from __future__ import annotations
@@ -59,8 +65,8 @@ def _get(d: dict, key: str):
     return v if not (isinstance(d, dict) and "unavailable" in d) else d
 
 
-def _per_period(d) -> str:
-    """{"2": x, "4": y, "8": z} -> "x / y / z" (2 decimals); anything else as fmt writes it."""
+def _slashed(d) -> str:
+    """{"2": x, "4": y, "8": z} -> "x / y / z" (2 decimals, in the dict's order); anything else as fmt writes it."""
     if isinstance(d, dict) and d and "unavailable" not in d:
         return " / ".join(fmt(v, 2) for v in d.values())
     return fmt(d)
@@ -101,6 +107,15 @@ def table_rows(report: dict) -> list[tuple[str, str, str, str]]:
                      fmt(gen.get(f"class_consistency_{space}_knn")),
                      f"real {fmt(ref.get(f'real_{space}_knn'))}, chance {fmt(ref.get('chance'))}",
                      "higher; close to real"))
+    jr = gen.get("recognised_by_judge")
+    if jr is not None:  # absent in reports written before the judge existed
+        for key, what in (("test_captions", "test-class captions"), ("train_captions", "held-out train-class captions")):
+            r = _get(jr, key)
+            rows.append((f"recognised by the judge among all / run / own classes, {what} (n={fmt(_get(r, 'n'))})",
+                         _slashed(_get(r, "value")),
+                         f"real held-out {_slashed(_get(r, 'real_reference'))} (n={fmt(_get(r, 'n_real'))}), "
+                         f"chance {_slashed(_get(r, 'chance'))}",
+                         "higher; close to real (an external classifier's question)"))
     own = gen.get("class_consistency_own_photo_representation", {})
     for space in ("encoder", "evaluator"):
         rows.append((f"  the same, from the own photo's r ({space} kNN)",
@@ -118,8 +133,8 @@ def table_rows(report: dict) -> list[tuple[str, str, str, str]]:
                  "lower = more diverse; ~ real; near 1 = collapse"))
     gc = gen.get("grid_contrast")
     if gc is not None:  # absent in reports written before it existed
-        rows.append(("upsampling-grid contrast (2 / 4 / 8 px)", _per_period(_get(gc, "value")),
-                     f"real {_per_period(_get(gc, 'real_reference'))}",
+        rows.append(("upsampling-grid contrast (2 / 4 / 8 px)", _slashed(_get(gc, "value")),
+                     f"real {_slashed(_get(gc, 'real_reference'))}",
                      "~ real (1); above = blocky pattern on the generator's grid"))
     return rows
 

@@ -141,6 +141,12 @@ def test_evaluate_command_rewrites_eval_and_prints_the_table(tiny_run):
     assert 0 <= own["encoder_knn"] <= 1 and 0 <= own["evaluator_knn"] <= 1
     assert "own photo" in proc.stdout
     assert m["runtime"]["evaluator_cached"] is True  # the end-of-run evaluation trained and cached it
+    jr, n_samples = g["recognised_by_judge"], len(np.load(tiny_run / "eval" / "samples.npz")["labels"])
+    assert jr["test_captions"]["n"] == n_samples and jr["judge"]["n_classes"] == 102  # every class of the cache
+    assert jr["test_captions"]["chance"]["own"] == pytest.approx(0.2)  # the 5 test classes
+    assert jr["train_captions"]["chance"]["own"] == pytest.approx(0.05) and jr["train_captions"]["n"] > 0
+    assert m["runtime"]["judge_cached"] is True  # trained beside the cache by the run's own evaluation
+    assert "recognised by the judge" in proc.stdout
     for name in ("embeddings.npz", "samples.npz", "evaluator.pt"):
         assert (tiny_run / "eval" / name).is_file()
 
@@ -199,3 +205,63 @@ def test_evaluate_truncation_reaches_every_sample(tiny_run, tmp_path):
     assert default["ms_ssim_same_caption"]["value"] < 1 - 1e-5
     proc = _evaluate("--run", str(tiny_run), "--truncation", "2", "--out", str(tmp_path / "t2"))
     assert proc.returncode == 2 and "--truncation" in proc.stderr and not (tmp_path / "t2").exists()
+
+
+def test_recognition_rates_among_candidate_sets():
+    from metrics.judge import recognition_rates
+    classes = [1, 2, 3, 4]
+    logits = np.array([[0.0, 5.0, 1.0, 0.0],   # label 3: argmax over all is 2; among {3, 4} it is 3
+                       [0.0, 0.0, 0.0, 9.0],   # label 4: right everywhere
+                       [9.0, 0.0, 0.0, 1.0]])  # label 4: wrong among all, right among {3, 4}
+    labels = np.array([3, 4, 4])
+    r = recognition_rates(logits, classes, labels, {"all": classes, "pair": [4, 3]})
+    assert r == {"all": pytest.approx(1 / 3), "pair": 1.0}
+    with pytest.raises(ValueError, match="lacks the label"):
+        recognition_rates(logits, classes, labels, {"one": [4]})  # label 3 could never be right
+    with pytest.raises(ValueError, match="does not know"):
+        recognition_rates(logits, classes, labels, {"x": [3, 4, 9]})
+    with pytest.raises(ValueError, match="no images"):
+        recognition_rates(logits[:0], classes, labels[:0], {"all": classes})
+
+
+def test_evalnet_depth_follows_the_input_size():
+    from metrics.evaluator import EvalNet
+
+    def strides(net):
+        return [m.stride[0] for m in net.body if isinstance(m, torch.nn.Conv2d)]
+    assert strides(EvalNet(5, 8, 32)) == [1, 2, 2, 2]  # the evaluator: 32 -> 4 px
+    assert strides(EvalNet(5, 8, 64)) == [1, 2, 2, 2, 2]
+    judge_like = EvalNet(5, 8, 64, stem_stride=2)
+    assert strides(judge_like) == [2, 2, 2, 2] and judge_like.body(torch.zeros(2, 3, 64, 64)).shape == (2, 32, 4, 4)
+    for bad in ((48, 1), (16, 2), (64, 3)):
+        with pytest.raises(ValueError, match="input_size"):
+            EvalNet(5, 8, *bad)
+
+
+def test_judge_is_trained_once_per_cache_and_scores_each_sample_set(mini_cache, tmp_path):
+    """On the real fixture (102 classes, 3 photos each): trained once, kept beside the cache, then read back;
+    the report scores each named set among all / run / own classes beside the judge's held-out real photos."""
+    import shutil
+
+    from data_utils.augment import center_crop
+    from metrics.judge import judge_path, judge_report, load_judge
+    torch.set_num_threads(1)
+    cache = tmp_path / "flowers.h5"
+    shutil.copy(mini_cache, cache)
+    spec = EvaluatorSpec(input_size=64, stem_stride=2, width=8, epochs=2, holdout_fraction=0.2)
+    judge, cached, (images, labels) = load_judge(cache, spec, log=lambda *_: None)
+    assert not cached and judge_path(cache) == tmp_path / "flowers.judge.pt" and judge_path(cache).is_file()
+    assert judge.classes == list(range(1, 103)) and images.shape == (306, 3, 72, 72)
+    again, cached, _ = load_judge(cache, spec, log=lambda *_: None)
+    assert cached and np.allclose(again.logits(images[:8]), judge.logits(images[:8]), atol=1e-6)
+    pick = np.flatnonzero(np.isin(labels, [5, 7]))
+    run = [5, 7, 9, 11, 13]
+    rep = judge_report(judge, {"s": (center_crop(images[torch.as_tensor(pick)], 64), labels[pick])}, images, labels,
+                       run)
+    s = rep["s"]
+    assert s["n"] == 6 and s["n_real"] == 2  # one held-out photo of each of the two classes
+    assert s["chance"] == {"all": pytest.approx(1 / 102), "run": 0.2, "own": 0.5}
+    for part in ("value", "real_reference"):
+        assert set(s[part]) == {"all", "run", "own"} and all(0 <= v <= 1 for v in s[part].values())
+        assert s[part]["all"] <= s[part]["run"] <= s[part]["own"]  # fewer candidates can only help
+    assert rep["judge"]["n_classes"] == 102 and rep["judge"]["n_holdout"] == 102

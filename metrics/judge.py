@@ -1,0 +1,100 @@
+"""The judge: a classifier of every class in the data cache (all 102 Oxford flowers), for evaluation only.
+
+The project will be scored by an independent classifier on how often images generated from a test class's
+captions are recognised as that class. The judge is this repository's stand-in for it: the evaluation CNN of
+metrics/evaluator.py (64-px input through a stride-2 stem, the generator's full resolution) trained from
+scratch with the labels of **all** cached images, the 5 test classes included, minus a seeded stratified
+hold-out (20 % per class) on which its accuracy on real photos is measured. It sees the test classes' photos,
+so it is never used in training or checkpoint selection; it only scores generated images afterwards, like the
+external classifier. (The evaluator, which defines the FID/KID space, never sees the test classes.)
+
+Recognition is reported for images generated from test-class captions (samples.npz) and, as the reference that
+tells a generator that cannot draw flowers from one that cannot draw *new* ones, from captions of held-out
+train-class photos; each three ways, among all classes of the cache (102), among the run's 25 classes and among
+the classes of the set (5 test / 20 train), beside the same rates on the judge's held-out real photos.
+
+The weights depend only on the cache and JUDGE_SPEC, so one judge is trained per cache (~2 min on a 2-core
+CPU) and kept beside it (``flowers.judge.pt`` for ``flowers.h5``), under a fingerprint like the evaluator's.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from data_utils.cache import load_cache
+
+from .evaluator import Evaluator, EvaluatorSpec, load_or_train, stratified_holdout
+
+__all__ = ["JUDGE_SPEC", "judge_path", "load_judge", "recognition_rates", "judge_report"]
+
+JUDGE_SPEC = EvaluatorSpec(input_size=64, stem_stride=2, width=32, epochs=30, holdout_fraction=0.2)
+
+
+def judge_path(cache: Path) -> Path:
+    """Where the judge of `cache` is kept: beside it, ``<stem>.judge.pt``."""
+    cache = Path(cache)
+    return cache.with_name(f"{cache.stem}.judge.pt")
+
+
+def load_judge(cache: Path, spec: EvaluatorSpec = JUDGE_SPEC, device="cpu", log=print
+               ) -> tuple[Evaluator, bool, tuple[torch.Tensor, np.ndarray]]:
+    """The judge of `cache` (trained on every cached image, or read from ``judge_path``) and whether it was
+    cached; also the cache's images (N, 3, S, S) uint8 and labels (N,), which its hold-out refers to."""
+    data = load_cache(Path(cache))
+    images = torch.from_numpy(np.ascontiguousarray(data.images.transpose(0, 3, 1, 2)))
+    judge, cached = load_or_train(judge_path(cache), images, data.labels, spec, device,
+                                  log=lambda m: log(m.replace("evaluator", "judge", 1)))
+    return judge, cached, (images, data.labels)
+
+
+def recognition_rates(logits: np.ndarray, classes: Sequence[int], labels: np.ndarray,
+                      candidate_sets: dict[str, Sequence[int]]) -> dict[str, float]:
+    """Share of rows whose argmax among each candidate set of classes is its label.
+
+    logits (N, C) over `classes` (C dataset ids); labels (N,) dataset ids, each in every candidate set.
+    Returns {name: rate}. Raises ValueError for no rows or a label outside a set (it could never be right).
+    """
+    logits, labels, classes = np.asarray(logits), np.asarray(labels), list(classes)
+    if len(labels) == 0:
+        raise ValueError("no images to recognise")
+    out = {}
+    for name, cands in candidate_sets.items():
+        cands = sorted(cands)
+        missing = sorted(set(labels.tolist()) - set(cands))
+        if missing:
+            raise ValueError(f"candidate set {name!r} lacks the label(s) {missing}")
+        unknown = sorted(set(cands) - set(classes))
+        if unknown:
+            raise ValueError(f"candidate set {name!r} has class(es) {unknown} the judge does not know")
+        cols = [classes.index(c) for c in cands]
+        pred = np.asarray(cands)[logits[:, cols].argmax(1)]
+        out[name] = float(np.mean(pred == labels))
+    return out
+
+
+def judge_report(judge: Evaluator, samples: dict[str, tuple[torch.Tensor, np.ndarray]], all_images: torch.Tensor,
+                 all_labels: np.ndarray, run_classes: Sequence[int]) -> dict:
+    """How often the judge recognises generated images as their caption's class.
+
+    samples: {name: (uint8 (M, 3, 64, 64), labels (M,))}, e.g. images from test-class captions and from
+    held-out train-class captions. For each: rates among all the judge's classes ("all"), the run's classes
+    ("run") and the classes of that sample set ("own"), beside the same rates on the judge's held-out real
+    photos of those classes (all_images / all_labels: what the judge was trained on, hold-out included).
+    """
+    hold = stratified_holdout(all_labels, judge.spec.holdout_fraction, judge.spec.seed)
+    out = {}
+    for name, (images, labels) in samples.items():
+        labels = np.asarray(labels)
+        own = sorted(set(labels.tolist()))
+        sets = {"all": judge.classes, "run": list(run_classes), "own": own}
+        real = np.flatnonzero(hold & np.isin(all_labels, own))
+        out[name] = {"value": recognition_rates(judge.logits(images), judge.classes, labels, sets),
+                     "real_reference": recognition_rates(judge.logits(all_images[torch.as_tensor(real)]),
+                                                         judge.classes, all_labels[real], sets),
+                     "chance": {k: 1.0 / len(v) for k, v in sets.items()},
+                     "n": int(len(labels)), "n_real": int(len(real))}
+    out["judge"] = {k: v for k, v in judge.info.items() if k != "train_seconds"}
+    return out
