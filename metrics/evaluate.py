@@ -110,14 +110,11 @@ def fid_kid_vs_floor(real: np.ndarray, half_a: np.ndarray, fake: np.ndarray, see
              "subset_size": s, **n})
 
 
-def _train_caption_samples(nets, data, cfg, device, n: int = 200) -> tuple[torch.Tensor, np.ndarray]:
-    """Images (uint8 (M, 3, 64, 64)) generated from one caption each of up to n held-out train-class photos
-    (data.val, never trained on), and their labels (M,)."""
-    g = torch.Generator().manual_seed(6)
-    idx, slots = one_caption_each(data.val, torch.randperm(len(data.val), generator=g)[:n].tolist(), g)
-    fake = _generate(nets, data.val.tokens[idx, slots], data.val.lengths[idx, slots], 1, cfg.model.noise_dim, 6,
-                     device, truncation=cfg.eval.truncation)
-    return fake, data.val.labels[idx].numpy()
+def val_captions(val_set, n: int = 200, seed: int = 6) -> tuple[list[int], list[int]]:
+    """(image index, caption slot): one caption each of up to n random held-out train-class photos (data.val,
+    never trained on)."""
+    g = torch.Generator().manual_seed(seed)
+    return one_caption_each(val_set, torch.randperm(len(val_set), generator=g)[:n].tolist(), g)
 
 
 def _entry(fn, *args, **extra) -> dict:
@@ -127,10 +124,11 @@ def _entry(fn, *args, **extra) -> dict:
 
 
 @torch.no_grad()
-def generation_report(nets, data, cfg, feats, labels, is_test, ev, tr_set, device,
-                      log=print) -> tuple[dict, torch.Tensor, tuple]:
+def generation_report(nets, data, cfg, feats, labels, is_test, ev, tr_set, device, log=print,
+                      judge=None) -> tuple[dict, torch.Tensor, tuple]:
     """Generation metrics from text alone (see metrics/report.py); tr_set = data.train_class_images(), the
-    evaluator's training pool. Returns (report, samples uint8 (M, 3, 64, 64), (sample labels, sample
+    evaluator's training pool; judge = (Evaluator, its images, its labels) from metrics.judge.load_judge, or
+    {"unavailable": reason}. Returns (report, samples uint8 (M, 3, 64, 64), (sample labels, sample
     captions)) for samples.npz."""
     ec, zd, k, psi = cfg.eval, cfg.model.noise_dim, cfg.eval.knn_k, cfg.eval.truncation
     test, text = data.test, nets.text_encoder
@@ -217,6 +215,30 @@ def generation_report(nets, data, cfg, feats, labels, is_test, ev, tr_set, devic
     # 5) the blocky pattern: edges on the generator's upsampling grid (samples.npz's images vs the real test images)
     r["grid_contrast"] = _entry(grid_contrasts, fake, n=len(fake),
                                 real_reference=_unavailable(grid_contrasts, center_crop(test.images, 64)))
+    # 6) seen-class pull: kNN class among the real images of *all* the run's classes (encoder space) of the text
+    # prior's guesses and of the generated images, for the test captions above and held-out train-class captions
+    v_idx, v_slots = val_captions(data.val)
+    v_tok, v_len, v_labels = data.val.tokens[v_idx, v_slots], data.val.lengths[v_idx, v_slots], data.val.labels[v_idx]
+    fake_v = _generate(nets, v_tok, v_len, 1, zd, seed=6, device=device, truncation=psi)
+
+    def prior(tok, ln) -> np.ndarray:
+        return text.predict_representation(text(tok.to(device), ln.to(device))).float().cpu().numpy()
+    among_all = lambda q, y: _unavailable(class_consistency, q, y, feats, labels, k=k)  # noqa: E731
+    r["class_consistency_all_classes"] = {
+        "prior_test_captions": among_all(prior(s_tok, s_len), test.labels[img_idx].numpy()),
+        "prior_train_captions": among_all(prior(v_tok, v_len), v_labels.numpy()),
+        "generated_test_captions": among_all(embed_images(nets.encoder, fake, 64, device), s_labels),
+        "generated_train_captions": among_all(embed_images(nets.encoder, fake_v, 64, device), v_labels.numpy()),
+        "chance": 1.0 / max(1, len(set(labels.tolist())))}
+
+    # 7) the judge (metrics/judge.py): recognised among all cached classes / the run's / the set's
+    if isinstance(judge, dict):
+        r["recognised_by_judge"] = judge
+    else:
+        j, j_images, j_labels = judge
+        r["recognised_by_judge"] = _unavailable(
+            judge_report, j, {"test_captions": (fake, s_labels), "train_captions": (fake_v, v_labels.numpy())},
+            j_images, j_labels, data.train_classes + data.test_classes)
     return r, fake, (s_labels, s_caps)
 
 
@@ -254,22 +276,17 @@ def evaluate(nets, data, cfg, out_dir: Path, device="cpu", log=print, spec: Eval
         report["evaluator"]["spec"] = asdict(spec)
     except ValueError as e:
         report["evaluator"] = {"unavailable": str(e)}
-    with threadpool_limits(1, user_api="blas"):
-        gen_report, fake, (s_labels, s_caps) = generation_report(nets, data, cfg, feats, labels, is_test, ev, tr_set,
-                                                                 device, log)
-    report["generation"] = gen_report
-    judge, judge_cached = None, False
-    if judge_spec is None:
-        gen_report["recognised_by_judge"] = {"unavailable": "skipped (judge_spec=None)"}
-    else:
+    judge, judge_cached, judge_arg = None, False, {"unavailable": "skipped (judge_spec=None)"}
+    if judge_spec is not None:
         try:
             judge, judge_cached, (j_images, j_labels) = load_judge(Path(cfg.data.cache), judge_spec, device, log)
-            gen_report["recognised_by_judge"] = judge_report(
-                judge, {"test_captions": (fake, s_labels), "train_captions": _train_caption_samples(nets, data, cfg,
-                                                                                                  device)},
-                j_images, j_labels, data.train_classes + data.test_classes)
+            judge_arg = (judge, j_images, j_labels)
         except (ValueError, OSError) as e:
-            gen_report["recognised_by_judge"] = {"unavailable": f"{type(e).__name__}: {e}"}
+            judge_arg = {"unavailable": f"{type(e).__name__}: {e}"}
+    with threadpool_limits(1, user_api="blas"):
+        gen_report, fake, (s_labels, s_caps) = generation_report(nets, data, cfg, feats, labels, is_test, ev, tr_set,
+                                                                 device, log, judge=judge_arg)
+    report["generation"] = gen_report
     report["params"] = {row["network"]: row["total_params"] for row in param_table(nets)}
     report["param_table"] = param_table(nets)
     report["split"] = data.split_record()

@@ -14,6 +14,10 @@ metrics.json (written by metrics.evaluate.evaluate); every number has its refere
     candidates, chance, n}; ms_ssim_same_caption {value, real_reference_same_class, real_reference_any, ...};
     grid_contrast {value, real_reference: {"2", "4", "8": ratio}, n}: edges across the 2/4/8-px grid lines over
     edges elsewhere, samples.npz's images vs the real test images (metrics/grid.py; 1 = no grid)
+    class_consistency_all_classes {prior_test_captions, prior_train_captions, generated_test_captions,
+    generated_train_captions, chance}: kNN class, among the real images of all the run's classes (encoder space,
+    the caption's own photo among them), of the text prior's guesses and of the generated images, for the
+    test captions of samples.npz and for captions of held-out train-class photos (the seen-class pull);
     recognised_by_judge {test_captions, train_captions: {value, real_reference, chance: each {all, run, own}:
     rate; n, n_real}; judge}: how often the judge (metrics/judge.py: a CNN trained on every cached image with
     its label, evaluation only) classifies images generated from test-class captions (samples.npz's) / from
@@ -116,6 +120,13 @@ def table_rows(report: dict) -> list[tuple[str, str, str, str]]:
                          f"real held-out {_slashed(_get(r, 'real_reference'))} (n={fmt(_get(r, 'n_real'))}), "
                          f"chance {_slashed(_get(r, 'chance'))}",
                          "higher; close to real (an external classifier's question)"))
+    ca = gen.get("class_consistency_all_classes")
+    if ca is not None:  # absent in reports written before it existed
+        pair = lambda split: f"{fmt(_get(ca, f'prior_{split}'))} / {fmt(_get(ca, f'generated_{split}'))}"  # noqa: E731
+        rows.append(("kNN class among all the run's classes (encoder), text prior's guess / generated image, "
+                     "test-class captions", pair("test_captions"),
+                     f"held-out train-class captions {pair('train_captions')}, chance {fmt(_get(ca, 'chance'))}",
+                     "close to the train-class captions'; below = unseen captions pulled to seen classes"))
     own = gen.get("class_consistency_own_photo_representation", {})
     for space in ("encoder", "evaluator"):
         rows.append((f"  the same, from the own photo's r ({space} kNN)",

@@ -147,6 +147,9 @@ def test_evaluate_command_rewrites_eval_and_prints_the_table(tiny_run):
     assert jr["train_captions"]["chance"]["own"] == pytest.approx(0.05) and jr["train_captions"]["n"] > 0
     assert m["runtime"]["judge_cached"] is True  # trained beside the cache by the run's own evaluation
     assert "recognised by the judge" in proc.stdout
+    ca = g["class_consistency_all_classes"]
+    assert ca["chance"] == pytest.approx(1 / 25) and all(0 <= ca[k] <= 1 for k in ca)
+    assert "kNN class among all the run's classes" in proc.stdout
     for name in ("embeddings.npz", "samples.npz", "evaluator.pt"):
         assert (tiny_run / "eval" / name).is_file()
 
