@@ -110,7 +110,8 @@ METRIC_NOTES = {
                            "caption's class, among all / the run's / the set's classes (higher is better)",
     "class_consistency_all_classes": "kNN class among the real images of all the run's classes, of the text "
                                      "prior's guess or the generated image (higher is better)",
-    "recognised_train_class": "generated train-class images the evaluator classifies as their class (higher is better)",
+    "recognised_train_class": "generated train-class images the evaluator classifies as their class "
+                              "(higher is better)",
     "fid": "Fréchet distance (lower is better)",
     "kid": "kernel inception distance (lower is better)",
     "kid_mean": "kernel distance, mean over subsets (lower is better)",

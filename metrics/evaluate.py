@@ -236,9 +236,10 @@ def generation_report(nets, data, cfg, feats, labels, is_test, ev, tr_set, devic
         r["recognised_by_judge"] = judge
     else:
         j, j_images, j_labels = judge
-        r["recognised_by_judge"] = _unavailable(
-            judge_report, j, {"test_captions": (fake, s_labels), "train_captions": (fake_v, v_labels.numpy())},
-            j_images, j_labels, data.train_classes + data.test_classes)
+        sets = {"test_captions": (fake, s_labels), "test_captions_own_photo_representation": (own, s_labels),
+                "train_captions": (fake_v, v_labels.numpy())}
+        r["recognised_by_judge"] = _unavailable(judge_report, j, sets, j_images, j_labels,
+                                                data.train_classes + data.test_classes)
     return r, fake, (s_labels, s_caps)
 
 

@@ -13,7 +13,7 @@ tells a generator that cannot draw flowers from one that cannot draw *new* ones,
 train-class photos; each three ways, among all classes of the cache (102), among the run's 25 classes and among
 the classes of the set (5 test / 20 train), beside the same rates on the judge's held-out real photos.
 
-The weights depend only on the cache and JUDGE_SPEC, so one judge is trained per cache (~2 min on a 2-core
+The weights depend only on the cache and JUDGE_SPEC, so one judge is trained per cache (~1.5 min on a 2-core
 CPU) and kept beside it (``flowers.judge.pt`` for ``flowers.h5``), under a fingerprint like the evaluator's.
 """
 from __future__ import annotations

@@ -18,11 +18,12 @@ metrics.json (written by metrics.evaluate.evaluate); every number has its refere
     generated_train_captions, chance}: kNN class, among the real images of all the run's classes (encoder space,
     the caption's own photo among them), of the text prior's guesses and of the generated images, for the
     test captions of samples.npz and for captions of held-out train-class photos (the seen-class pull);
-    recognised_by_judge {test_captions, train_captions: {value, real_reference, chance: each {all, run, own}:
-    rate; n, n_real}; judge}: how often the judge (metrics/judge.py: a CNN trained on every cached image with
-    its label, evaluation only) classifies images generated from test-class captions (samples.npz's) / from
-    held-out train-class captions as the caption's class, among all cached / the run's / that set's classes,
-    beside its held-out real photos of those classes
+    recognised_by_judge {test_captions, test_captions_own_photo_representation, train_captions: {value,
+    real_reference, chance: each {all, run, own}: rate; n, n_real}; judge}: how often the judge (metrics/judge.py:
+    a CNN trained on every cached image with its label, evaluation only) classifies images generated from
+    test-class captions (samples.npz's; then the same captions and noise with each caption's own photo's
+    representation) / from held-out train-class captions as the caption's class, among all cached / the run's /
+    that set's classes, beside its held-out real photos of those classes
   params, param_table, split, notes, runtime (timings and whether the evaluator / judge were read from their cache;
     the only non-deterministic part)
 Any metric that cannot be computed is {"unavailable": reason} instead of a number.
@@ -113,7 +114,9 @@ def table_rows(report: dict) -> list[tuple[str, str, str, str]]:
                      "higher; close to real"))
     jr = gen.get("recognised_by_judge")
     if jr is not None:  # absent in reports written before the judge existed
-        for key, what in (("test_captions", "test-class captions"), ("train_captions", "held-out train-class captions")):
+        for key, what in (("test_captions", "test-class captions"),
+                          ("test_captions_own_photo_representation", "the same from the own photo's r"),
+                          ("train_captions", "held-out train-class captions")):
             r = _get(jr, key)
             rows.append((f"recognised by the judge among all / run / own classes, {what} (n={fmt(_get(r, 'n'))})",
                          _slashed(_get(r, "value")),

@@ -143,6 +143,7 @@ def test_evaluate_command_rewrites_eval_and_prints_the_table(tiny_run):
     assert m["runtime"]["evaluator_cached"] is True  # the end-of-run evaluation trained and cached it
     jr, n_samples = g["recognised_by_judge"], len(np.load(tiny_run / "eval" / "samples.npz")["labels"])
     assert jr["test_captions"]["n"] == n_samples and jr["judge"]["n_classes"] == 102  # every class of the cache
+    assert jr["test_captions_own_photo_representation"]["n"] == n_samples
     assert jr["test_captions"]["chance"]["own"] == pytest.approx(0.2)  # the 5 test classes
     assert jr["train_captions"]["chance"]["own"] == pytest.approx(0.05) and jr["train_captions"]["n"] > 0
     assert m["runtime"]["judge_cached"] is True  # trained beside the cache by the run's own evaluation

@@ -129,6 +129,7 @@ def test_smoke_run_directory(smoke_run):
     assert summary["images_seen"] == summary["steps"] * cfg.train.batch_size
     assert Path(summary["best_checkpoint"]) == run_dir / "checkpoints" / "best.pt"
     assert summary["best_epoch"] in (2, 3) and math.isfinite(summary["best_val_kid"])
+    assert 0 <= summary["eval/judge_test_all"] <= 1  # the judge's rate among all classes, in the W&B summary too
 
     rows = read_stats(run_dir)
     assert rows and all("images_seen" in r and "stage" in r and "epoch" in r for r in rows)

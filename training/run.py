@@ -211,6 +211,8 @@ def run(cfg: Config, log=print, tables: bool = True) -> dict:
             summary["eval/knn_all"] = report["encoder"]["all"].get("knn_acc")
             summary["eval/knn_test"] = report["encoder"]["test"].get("knn_acc")
             summary["eval/class_consistency"] = report["generation"].get("class_consistency_encoder_knn")
+            judged = report["generation"].get("recognised_by_judge", {}).get("test_captions", {}).get("value", {})
+            summary["eval/judge_test_all"] = judged.get("all")  # recognised among all classes (not the sweep metric)
             summary["best_checkpoint"] = str(run_dir / "checkpoints" / "best.pt")
             _media(cfg, data, run_dir / "eval", tracker, log)
             tracker.log_artifact(run_dir / "checkpoints" / "best.pt", f"model-{run_dir.name}", ["best", "latest"],
