@@ -70,10 +70,11 @@ def _get(d: dict, key: str):
     return v if not (isinstance(d, dict) and "unavailable" in d) else d
 
 
-def _slashed(d) -> str:
-    """{"2": x, "4": y, "8": z} -> "x / y / z" (2 decimals, in the dict's order); anything else as fmt writes it."""
+def _slashed(d, digits: int = 2) -> str:
+    """{"2": x, "4": y, "8": z} (or any dict of numbers) -> "x / y / z" (`digits` decimals, in the dict's order);
+    anything else as fmt writes it."""
     if isinstance(d, dict) and d and "unavailable" not in d:
-        return " / ".join(fmt(v, 2) for v in d.values())
+        return " / ".join(fmt(v, digits) for v in d.values())
     return fmt(d)
 
 
@@ -118,10 +119,11 @@ def table_rows(report: dict) -> list[tuple[str, str, str, str]]:
                           ("test_captions_own_photo_representation", "the same from the own photo's r"),
                           ("train_captions", "held-out train-class captions")):
             r = _get(jr, key)
-            rows.append((f"recognised by the judge among all / run / own classes, {what} (n={fmt(_get(r, 'n'))})",
-                         _slashed(_get(r, "value")),
-                         f"real held-out {_slashed(_get(r, 'real_reference'))} (n={fmt(_get(r, 'n_real'))}), "
-                         f"chance {_slashed(_get(r, 'chance'))}",
+            n = f" (n={fmt(r['n'])})" if isinstance(r, dict) and "n" in r else ""
+            rows.append((f"recognised by the judge among all / run / own classes, {what}{n}",
+                         _slashed(_get(r, "value"), 3),
+                         f"real held-out {_slashed(_get(r, 'real_reference'), 3)} (n={fmt(_get(r, 'n_real'))}), "
+                         f"chance {_slashed(_get(r, 'chance'), 3)}",
                          "higher; close to real (an external classifier's question)"))
     ca = gen.get("class_consistency_all_classes")
     if ca is not None:  # absent in reports written before it existed

@@ -93,6 +93,18 @@ def test_table_shows_unavailable_with_reason_not_a_number():
                                              "real_reference": {"unavailable": "too small"}}
     row = {r[0]: r for r in table_rows(report)}["upsampling-grid contrast (2 / 4 / 8 px)"]
     assert row[1:3] == ("1.33 / 1.02 / 0.92", "real n/a (too small)")
+    report["generation"]["recognised_by_judge"] = {"unavailable": "DataError: no cache"}
+    rows = {r[0]: r for r in table_rows(report)}
+    judged = rows["recognised by the judge among all / run / own classes, test-class captions"]
+    assert judged[1] == "n/a (DataError: no cache)"
+    report["generation"]["recognised_by_judge"] = {"test_captions": {
+        "value": {"all": 0.035, "run": 0.095, "own": 0.58},
+        "real_reference": {"all": 0.714, "run": 0.804, "own": 0.893},
+        "chance": {"all": 1 / 102, "run": 0.04, "own": 0.2}, "n": 200, "n_real": 56}}
+    judged = {r[0]: r for r in table_rows(report)}[
+        "recognised by the judge among all / run / own classes, test-class captions (n=200)"]
+    assert judged[1:3] == ("0.035 / 0.095 / 0.580",
+                           "real held-out 0.714 / 0.804 / 0.893 (n=56), chance 0.010 / 0.040 / 0.200")
     assert fmt(None) == "n/a" and fmt(1e-5) == "1.00e-05"
     assert fmt(1234567) == "1,234,567" and fmt([0.0442, 0.0081], 4) == "0.0442 ± 0.0081"
     assert fmt(float("nan")) == "nan" and fmt(True) == "True" and fmt([1, "a"]) == "1, a"
