@@ -196,7 +196,8 @@ def load_or_train(path: Path | None, images: torch.Tensor, labels: np.ndarray,
                   spec: EvaluatorSpec = EvaluatorSpec(), device="cpu", log=print) -> tuple[Evaluator, bool]:
     """The evaluator cached at ``path`` if its fingerprint matches, else a freshly trained one (saved there).
 
-    Returns (evaluator, cached). A missing, unreadable or stale cache file is retrained, never trusted.
+    Returns (evaluator, cached). A missing, unreadable or stale cache file is retrained, never trusted; one that
+    cannot be written (a read-only folder) is skipped with a message, and the network is used unsaved.
     """
     key = fingerprint(images, labels, spec)
     if path is not None and Path(path).is_file():
@@ -212,9 +213,14 @@ def load_or_train(path: Path | None, images: torch.Tensor, labels: np.ndarray,
     ev = train_evaluator(images, labels, spec, device, log)
     if path is not None:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        torch.save({"fingerprint": key, "classes": ev.classes, "info": json.dumps(ev.info),
-                    "state_dict": ev.net.state_dict()}, tmp)
-        os.replace(tmp, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"fingerprint": key, "classes": ev.classes, "info": json.dumps(ev.info),
+                        "state_dict": ev.net.state_dict()}, tmp)
+            os.replace(tmp, path)
+        except (OSError, RuntimeError) as e:  # e.g. a read-only data folder (torch.save raises RuntimeError)
+            if tmp.parent.is_dir():
+                tmp.unlink(missing_ok=True)
+            log(f"evaluator: cannot save {path} ({e}); it will be trained again next time")
     return ev, False

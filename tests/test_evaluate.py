@@ -73,6 +73,10 @@ def test_evaluator_cache_is_keyed_by_data_and_spec(tmp_path):
     path.write_bytes(b"garbage")
     _, cached = load_or_train(path, x, y, SMALL, log=logs.append)  # unreadable: retrained, never trusted
     assert not cached and any("cannot read" in line for line in logs)
+    blocked = tmp_path / "a_file" / "evaluator.pt"  # its folder cannot be made: used unsaved, with a message
+    (tmp_path / "a_file").write_text("")
+    ev, cached = load_or_train(blocked, x, y, SMALL, log=logs.append)
+    assert not cached and ev.info["holdout_acc"] is not None and "cannot save" in logs[-1]
 
 
 def test_table_shows_unavailable_with_reason_not_a_number():
