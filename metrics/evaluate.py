@@ -145,20 +145,22 @@ def generation_report(nets, data, cfg, feats, labels, is_test, ev, tr_set, devic
     s_caps = np.repeat(np.array([test.captions[i][s] for i, s in zip(img_idx, slots)], dtype=object),
                        ec.samples_per_caption).astype(str)
 
-    def consistency(imgs) -> tuple:
-        """Class consistency of generated images with the caption labels s_labels: (encoder kNN, evaluator kNN)."""
-        return (_unavailable(class_consistency, embed_images(nets.encoder, imgs, 64, device), s_labels, f_test,
-                             y_test, k=k),
+    def consistency(imgs, enc_feats) -> tuple:
+        """Class consistency of generated images (and their encoder features) with the caption labels s_labels:
+        (encoder kNN, evaluator kNN)."""
+        return (_unavailable(class_consistency, enc_feats, s_labels, f_test, y_test, k=k),
                 _unavailable(class_consistency, evf(imgs), s_labels, e_test, y_test, k=k) if ev else no_ev)
     r = {"n_generated": len(fake), "truncation": psi}
-    r["class_consistency_encoder_knn"], r["class_consistency_evaluator_knn"] = consistency(fake)
+    enc_fake = embed_images(nets.encoder, fake, 64, device)  # also used by 6) below
+    r["class_consistency_encoder_knn"], r["class_consistency_evaluator_knn"] = consistency(fake, enc_fake)
     # the same captions and noise, with the representation of each caption's own photo (f_test holds the test
     # photos in test-set order) instead of the prior's guess: how much class fidelity the prior loses (gap to
     # the above) vs the generator (gap to real photos); a generator trained at train.text_rep_prob 1 never saw
     # such representations, so there it measures the path from a photo (README, Results)
     own = _generate(nets, s_tok, s_len, ec.samples_per_caption, zd, seed=0, device=device, truncation=psi,
                     rep=torch.from_numpy(f_test[img_idx]))
-    r["class_consistency_own_photo_representation"] = dict(zip(("encoder_knn", "evaluator_knn"), consistency(own)))
+    own_cc = consistency(own, embed_images(nets.encoder, own, 64, device))
+    r["class_consistency_own_photo_representation"] = dict(zip(("encoder_knn", "evaluator_knn"), own_cc))
 
     # 2) one fake per caption of real half B, scored against real half A (same footing as the floor)
     half_a, half_b = disjoint_halves(len(test), seed=0)
@@ -227,7 +229,7 @@ def generation_report(nets, data, cfg, feats, labels, is_test, ev, tr_set, devic
     r["class_consistency_all_classes"] = {
         "prior_test_captions": among_all(prior(s_tok, s_len), test.labels[img_idx].numpy()),
         "prior_train_captions": among_all(prior(v_tok, v_len), v_labels.numpy()),
-        "generated_test_captions": among_all(embed_images(nets.encoder, fake, 64, device), s_labels),
+        "generated_test_captions": among_all(enc_fake, s_labels),
         "generated_train_captions": among_all(embed_images(nets.encoder, fake_v, 64, device), v_labels.numpy()),
         "chance": 1.0 / max(1, len(set(labels.tolist())))}
 
