@@ -73,7 +73,7 @@ def training_gradients(checkpoint: Path, n_images: int = 64, seed: int = 0
     G, E = trainer.nets.generator, trainer.nets.encoder
     torch.manual_seed(seed)
     idx = torch.randperm(len(data.train))[:n_images]
-    real, t, r, _ = trainer._condition(idx)
+    real, t, r = trainer._condition(idx)
     r_d = r if cfg.model.d_rep else None
     with torch.no_grad():
         fake = G.synthesize(torch.randn(len(idx), cfg.model.noise_dim), G.condition(t)[0], r)

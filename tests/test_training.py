@@ -539,7 +539,7 @@ def test_condition_uses_the_encoder_or_the_text_prior(text_rep_prob, mini_cache,
     cfg = tiny_cfg(mini_cache, **{"train.text_rep_prob": text_rep_prob})
     trainer = make_trainer(cfg, tmp_path / "c")
     text, enc = trainer.nets.text_encoder.eval(), trainer.nets.encoder.eval()
-    real, t, r, _ = trainer._condition(torch.arange(trainer.bs))
+    real, t, r = trainer._condition(torch.arange(trainer.bs))
     with torch.no_grad():
         expect = text.predict_representation(t) if text_rep_prob == 1 else enc(real)
     assert torch.allclose(r, expect, atol=1e-5)
@@ -614,31 +614,6 @@ def test_distill_aug_changes_only_what_the_encoder_judges(mini_cache, tmp_path, 
     with pytest.raises(ConfigError, match="train.distill_aug.*flip"):
         tiny_cfg(mini_cache, **{"train.distill_aug": "flip"})
     assert tiny_cfg(mini_cache, **{"train.distill_aug": "blur"}).train.distill_aug == "blur"  # the low-pass op
-
-
-def test_reconstruction_term_acts_on_the_photo_rows_only(mini_cache, tmp_path, one_thread):
-    """train.recon_weight: rows whose r is the photo's own representation add the pooled L1 to G's loss (logged as
-    gan/recon); the D step is untouched (same seed -> same values), G's update changes. It needs photo rows."""
-    results, weights = {}, {}
-    for w in (0.0, 2.0):
-        cfg = tiny_cfg(mini_cache, **{"train.text_rep_prob": 0.0, "train.recon_weight": w, "train.recon_size": 4})
-        trainer = make_trainer(cfg, tmp_path / f"recon{w}")
-        trainer.state.update(stage="gan")
-        trainer.set_stage_modes("gan")
-        torch.manual_seed(5)
-        results[w] = {k: float(v.detach()) for k, v in trainer.gan_step(torch.arange(trainer.bs)).items()}
-        weights[w] = torch.cat([p.detach().flatten() for p in trainer.nets.generator.parameters()])
-    plain, recon = results[0.0], results[2.0]
-    assert "gan/recon" not in plain and 0 < recon["gan/recon"] < 2  # images in [-1, 1]
-    assert recon["gan/d_loss"] == plain["gan/d_loss"] and recon["gan/g_adv"] == plain["gan/g_adv"]
-    assert not torch.equal(weights[0.0], weights[2.0])
-    from training.config import ConfigError
-    with pytest.raises(ConfigError, match="train.recon_weight.*text_rep_prob"):
-        tiny_cfg(mini_cache, **{"train.recon_weight": 1.0, "train.text_rep_prob": 1.0})
-    with pytest.raises(ConfigError, match="train.recon_size"):
-        tiny_cfg(mini_cache, **{"train.recon_weight": 1.0, "train.text_rep_prob": 0.5, "train.recon_size": 0})
-    with pytest.raises(ConfigError, match="train.recon_weight"):
-        tiny_cfg(mini_cache, **{"train.recon_weight": -1.0})
 
 
 def test_compiled_steps_match_eager(mini_cache, tmp_path, one_thread):

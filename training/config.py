@@ -89,8 +89,6 @@ class TrainConfig:
     text_rep_prob: float = 1.0  # share of GAN steps whose r is the prior's guess from the caption (test-time path)
     mismatch_weight: float = 0.5  # matching-aware D: weight of (real image, wrong text)
     distill_weight: float = 1.0  # encoder(G(z, t, r)) should match r
-    recon_weight: float = 0.0  # rows whose r is E(photo): G's image pooled to recon_size² should match the photo (L1)
-    recon_size: int = 16  # side of the pooled images compared by the reconstruction term
     kl_weight: float = 1.0  # conditioning augmentation KL
     ema_decay: float = 0.995  # generator EMA (after a warm-up, see Trainer._update_ema): ~200-step time constant
     eval_every: int = 10  # epochs between validation metrics / best-checkpoint checks
@@ -289,14 +287,6 @@ def validate(cfg: Config) -> None:
         value = getattr(cfg.train, key)
         if value < least:
             raise ConfigError(f"config key 'train.{key}' must be >= {least}, got {value}")
-    if cfg.train.recon_weight < 0:
-        raise ConfigError(f"config key 'train.recon_weight' must be >= 0, got {cfg.train.recon_weight}")
-    if cfg.train.recon_weight > 0 and cfg.train.text_rep_prob >= 1:
-        raise ConfigError("config key 'train.recon_weight' > 0 needs train.text_rep_prob < 1: the reconstruction "
-                          "term applies to the rows whose r is the photo's own representation, and there are none")
-    if not 1 <= cfg.train.recon_size <= cfg.data.image_size:
-        raise ConfigError(f"config key 'train.recon_size' must be in [1, data.image_size = {cfg.data.image_size}], "
-                          f"got {cfg.train.recon_size}")
     if cfg.train.local_crops and not 8 <= cfg.train.local_size <= cfg.data.image_size:
         raise ConfigError(f"config key 'train.local_size' must be in [8, data.image_size = {cfg.data.image_size}], "
                           f"got {cfg.train.local_size}")

@@ -41,14 +41,6 @@ def cosine_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (1 - F.cosine_similarity(a, b, dim=1)).mean()
 
 
-def low_res_l1(fake: torch.Tensor, real: torch.Tensor, size: int) -> torch.Tensor:
-    """Mean absolute difference of two image batches (N, C, H, W) after average pooling both to size x size.
-
-    The reconstruction term of train.recon_weight: the coarse colour and layout of G(z, t, E(photo)) should be
-    the photo's, while finer detail (below H / size pixels) is left to the adversarial loss and the noise."""
-    return (F.adaptive_avg_pool2d(fake, size) - F.adaptive_avg_pool2d(real, size)).abs().mean()
-
-
 def d_hinge(real: torch.Tensor, mismatch: torch.Tensor, fake: torch.Tensor, mismatch_weight: float = 0.5
             ) -> torch.Tensor:
     """Matching-aware hinge D loss (GAN-CLS with hinge): logits (N,) each -> scalar.

@@ -226,8 +226,7 @@ class Trainer:
 
     @torch.no_grad()
     def _condition(self, idx: torch.Tensor):
-        """Frozen encoders: real images (B, 3, S, S), text encodings (B, T), source representations (B, D) and
-        the indices of the rows whose r is E(real image).
+        """Frozen encoders: real images (B, 3, S, S), text encodings (B, T) and source representations (B, D).
 
         Each row's r is T's prior from the caption with probability train.text_rep_prob, else E(real
         image); E runs only on the rows that use it (it is in eval mode, so rows are independent)."""
@@ -239,11 +238,11 @@ class Trainer:
         rows = torch.nonzero(~use_text).squeeze(1)
         if len(rows):
             r[rows] = enc(real[rows]).to(r.dtype)
-        return real, t, r, rows
+        return real, t, r
 
     def gan_step(self, idx: torch.Tensor) -> dict:
         tc, G, D, E = self.cfg.train, self.nets.generator, self.nets.discriminator, self.enc_fwd
-        real, t, r, photo_rows = self._condition(idx)
+        real, t, r = self._condition(idx)
         t_wrong = t.roll(1, dims=0)  # another image's caption
         # model.d_rep: D also sees r (the wrong pair gets the other image's r too); else r is not D's input
         r_d, r_wrong = (r, r.roll(1, dims=0)) if self.cfg.model.d_rep else (None, None)
@@ -285,10 +284,6 @@ class Trainer:
         D.requires_grad_(True)
         kl = losses.kl_normal(mu.float(), logvar.float())
         g_loss = g_adv + tc.kl_weight * kl + tc.distill_weight * distill
-        if tc.recon_weight > 0 and len(photo_rows):  # the photo's own r: its coarse layout should come back
-            recon = losses.low_res_l1(fake[photo_rows].float(), real[photo_rows], tc.recon_size)
-            g_loss = g_loss + tc.recon_weight * recon
-            out["gan/recon"] = recon
         self._step("g", self.opt_g, g_loss, G.parameters())
         self._update_ema()
         out.update({"gan/g_adv": g_adv, "gan/kl": kl, "gan/distill": distill})
