@@ -616,28 +616,6 @@ def test_distill_aug_changes_only_what_the_encoder_judges(mini_cache, tmp_path, 
     assert tiny_cfg(mini_cache, **{"train.distill_aug": "blur"}).train.distill_aug == "blur"  # the low-pass op
 
 
-def test_interpolated_conditions_gan_int(mini_cache, tmp_path, one_thread):
-    """train.interp_frac (GAN-INT): at 1 every row of G's condition is the midpoint of its own and the next row's
-    (t, r), r renormalised; at 0 nothing changes (no extra random draws); a GAN step with half the rows
-    interpolated gives finite losses."""
-    trainer = make_trainer(tiny_cfg(mini_cache, **{"train.interp_frac": 1.0}), tmp_path / "int")
-    t, r = torch.randn(4, 6), torch.nn.functional.normalize(torch.randn(4, 5), dim=1)
-    t_g, r_g = trainer._interpolate(t, r)
-    assert torch.allclose(t_g[1], (t[1] + t[0]) / 2) and torch.allclose(t_g[0], (t[0] + t[3]) / 2)
-    assert torch.allclose(r_g[2], torch.nn.functional.normalize(r[2] + r[1], dim=0), atol=1e-6)
-    trainer.cfg.train.interp_frac = 0.0
-    state = torch.get_rng_state()
-    assert trainer._interpolate(t, r) == (t, r) and torch.equal(torch.get_rng_state(), state)
-    trainer.cfg.train.interp_frac = 0.5
-    trainer.state.update(stage="gan")
-    trainer.set_stage_modes("gan")
-    out = trainer.gan_step(torch.arange(trainer.bs))
-    assert all(math.isfinite(float(v.detach())) for v in out.values())
-    from training.config import ConfigError
-    with pytest.raises(ConfigError, match="train.interp_frac"):
-        tiny_cfg(mini_cache, **{"train.interp_frac": 1.5})
-
-
 def test_compiled_steps_match_eager(mini_cache, tmp_path, one_thread):
     """train.compile=true (torch.compile of the encoder and the generator's synthesis, real inductor
     backend) trains and gives the eager losses for the same seed."""

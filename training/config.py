@@ -89,7 +89,6 @@ class TrainConfig:
     text_rep_prob: float = 1.0  # share of GAN steps whose r is the prior's guess from the caption (test-time path)
     mismatch_weight: float = 0.5  # matching-aware D: weight of (real image, wrong text)
     distill_weight: float = 1.0  # encoder(G(z, t, r)) should match r
-    interp_frac: float = 0.0  # GAN-INT: share of G's rows whose (t, r) is the midpoint of two captions' (Reed 2016)
     kl_weight: float = 1.0  # conditioning augmentation KL
     ema_decay: float = 0.995  # generator EMA (after a warm-up, see Trainer._update_ema): ~200-step time constant
     eval_every: int = 10  # epochs between validation metrics / best-checkpoint checks
@@ -288,8 +287,6 @@ def validate(cfg: Config) -> None:
         value = getattr(cfg.train, key)
         if value < least:
             raise ConfigError(f"config key 'train.{key}' must be >= {least}, got {value}")
-    if not 0.0 <= cfg.train.interp_frac <= 1.0:
-        raise ConfigError(f"config key 'train.interp_frac' must be in [0, 1], got {cfg.train.interp_frac}")
     if cfg.train.local_crops and not 8 <= cfg.train.local_size <= cfg.data.image_size:
         raise ConfigError(f"config key 'train.local_size' must be in [8, data.image_size = {cfg.data.image_size}], "
                           f"got {cfg.train.local_size}")

@@ -243,7 +243,6 @@ class Trainer:
     def gan_step(self, idx: torch.Tensor) -> dict:
         tc, G, D, E = self.cfg.train, self.nets.generator, self.nets.discriminator, self.enc_fwd
         real, t, r = self._condition(idx)
-        t_g, r_g = self._interpolate(t, r)  # what G is conditioned on (t, r unless train.interp_frac > 0)
         t_wrong = t.roll(1, dims=0)  # another image's caption
         # model.d_rep: D also sees r (the wrong pair gets the other image's r too); else r is not D's input
         r_d, r_wrong = (r, r.roll(1, dims=0)) if self.cfg.model.d_rep else (None, None)
@@ -252,14 +251,13 @@ class Trainer:
         # D step: one conv pass over [real | fake]; the real features are scored with their own caption
         # and with another image's (matching-aware D). The fake keeps its graph: the D step does not
         # change G, so the G step below reuses it (with a fresh augmentation) instead of re-running G.
-        r_dg = r_g if self.cfg.model.d_rep else None
         with self._autocast():
-            c, mu, logvar = G.condition(t_g)
-            fake = self.synth_fwd(z, c, r_g)
+            c, mu, logvar = G.condition(t)
+            fake = self.synth_fwd(z, c, r)
             h, p = self._d_features(D, aug(torch.cat([real, fake.detach()])))
             h_real, h_fake = h.chunk(2)
             d_real, d_wrong, d_fake = (D.logits(h, tt, rr).float() for h, tt, rr in
-                                       ((h_real, t, r_d), (h_real, t_wrong, r_wrong), (h_fake, t_g, r_dg)))
+                                       ((h_real, t, r_d), (h_real, t_wrong, r_wrong), (h_fake, t, r_d)))
         d_loss = self.d_loss(d_real, d_wrong, d_fake, tc.mismatch_weight)
         out = {"gan/d_loss": d_loss, "gan/d_real": d_real.mean(), "gan/d_fake": d_fake.mean(),
                "gan/d_wrong": d_wrong.mean()}
@@ -279,10 +277,10 @@ class Trainer:
         # G step: gradients flow through D and E to the image only (their weights need none)
         D.requires_grad_(False)
         with self._autocast():
-            g_adv, g_patch = self.adversarial_loss(aug(fake), t_g, r_dg)
+            g_adv, g_patch = self.adversarial_loss(aug(fake), t, r_d)
             if g_patch is not None:
                 out["gan/g_patch"] = g_patch
-            distill = losses.cosine_distance(E(diff_augment(fake, tc.distill_aug)).float(), r_g)  # what E judges
+            distill = losses.cosine_distance(E(diff_augment(fake, tc.distill_aug)).float(), r)  # what E judges
         D.requires_grad_(True)
         kl = losses.kl_normal(mu.float(), logvar.float())
         g_loss = g_adv + tc.kl_weight * kl + tc.distill_weight * distill
@@ -290,18 +288,6 @@ class Trainer:
         self._update_ema()
         out.update({"gan/g_adv": g_adv, "gan/kl": kl, "gan/distill": distill})
         return out
-
-    def _interpolate(self, t: torch.Tensor, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """GAN-INT (Reed et al. 2016): a random share train.interp_frac of the rows get the midpoint of their own and
-        the next row's text encoding, and the (renormalised) midpoint of their representations; the others keep
-        (t, r). No real image matches a midpoint, so it only conditions G (and D's fake term)."""
-        frac = self.cfg.train.interp_frac
-        if frac <= 0:
-            return t, r
-        rows = torch.rand(t.shape[0], device=t.device) < frac
-        t_mid = 0.5 * (t + t.roll(1, dims=0))
-        r_mid = torch.nn.functional.normalize(r + r.roll(1, dims=0), dim=1)
-        return torch.where(rows[:, None], t_mid, t), torch.where(rows[:, None], r_mid, r)
 
     @staticmethod
     def _d_features(D, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
