@@ -29,21 +29,23 @@ class SourceEncoder(nn.Module):
     """A small ResNet: (N, 3, 64, 64) in [-1, 1] -> (N, embed_dim) unit-norm representation.
 
     Stem: 3x3 conv at full resolution then a stride-2 conv to 32x32; stages of width w, 2w, 4w, 8w at
-    32, 16, 8, 4 px; global average pool (N, 8w); an MLP head -> embed_dim, L2-normalised; then `whiten`,
+    32, 16, 8, 4 px, each of `depth` residual blocks (the first one downsamples); global average pool (N, 8w); an MLP head -> embed_dim, L2-normalised; then `whiten`,
     a PCA whitening (models/whitening.py) that is the identity while the network trains and is fitted on the
     training images' representations at the end of the encoder stage.
     `features()` returns the pooled backbone features, `represent()` the trained (unwhitened) representation,
     `forward()` the representation.
     """
 
-    def __init__(self, width: int = 32, embed_dim: int = 128):
+    def __init__(self, width: int = 32, embed_dim: int = 128, depth: int = 1):
         super().__init__()
+        if depth < 1:
+            raise ValueError(f"encoder depth must be >= 1 residual block per stage, got {depth}")
         w = width
         self.stem = nn.Sequential(nn.Conv2d(3, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(),
                                   nn.Conv2d(w, w, 3, 2, 1, bias=False))  # 64 -> 32
-        self.stages = nn.Sequential(ResBlock(w, w, False), ResBlock(w, 2 * w, True),  # 32 -> 16
-                                    ResBlock(2 * w, 4 * w, True),  # 16 -> 8
-                                    ResBlock(4 * w, 8 * w, True))  # 8 -> 4
+        ins, outs = (w, w, 2 * w, 4 * w), (w, 2 * w, 4 * w, 8 * w)  # 32 px, then 32 -> 16 -> 8 -> 4
+        self.stages = nn.Sequential(*[ResBlock(cin if i == 0 else cout, cout, down=s > 0 and i == 0)
+                                      for s, (cin, cout) in enumerate(zip(ins, outs)) for i in range(depth)])
         self.norm = nn.BatchNorm2d(8 * w)
         self.head = nn.Sequential(nn.Linear(8 * w, 8 * w), nn.BatchNorm1d(8 * w), nn.ReLU(),
                                   nn.Linear(8 * w, embed_dim))

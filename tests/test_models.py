@@ -81,6 +81,17 @@ def test_source_encoder_shapes_and_unit_norm():
     assert r1.shape == (1, 20) and _unit_norm(r1)
 
 
+def test_source_encoder_depth_adds_blocks_at_every_stage_with_the_same_shapes():
+    shallow, deep = SourceEncoder(width=8, embed_dim=20), SourceEncoder(width=8, embed_dim=20, depth=2)
+    assert (len(shallow.stages), len(deep.stages)) == (4, 8)
+    assert sum(isinstance(b.skip, torch.nn.Conv2d) and b.skip.stride == (2, 2) for b in deep.stages) == 3
+    x = torch.rand(3, 3, 64, 64) * 2 - 1
+    assert deep(x).shape == (3, 20) and deep.features(x).shape == (3, 64)
+    assert sum(p.numel() for p in deep.parameters()) > sum(p.numel() for p in shallow.parameters())
+    with pytest.raises(ValueError, match="depth must be >= 1"):
+        SourceEncoder(width=8, embed_dim=20, depth=0)
+
+
 # ---------------------------------------------------------------- generator
 def _generator(**kw) -> Generator:
     args = dict(width=16, map_width=24, noise_dim=10, cond_dim=6, embed_dim=12, text_dim=14)
@@ -204,6 +215,8 @@ VARIED = [
     dict(g_upsample="subpixel"),  # learned in all four: does not fit at width 48, so a narrower generator
     dict(g_skip=True),  # RGB from every resolution
     dict(enc_width=16, embed_dim=64, g_width=16, g_upsample="nearest,bilinear,nearest,subpixel", g_skip=True),
+    dict(enc_depth=2),  # two residual blocks per encoder stage: a larger encoder, so a larger generator
+    dict(enc_width=16, embed_dim=64, g_width=16, enc_depth=3),
 ]
 
 

@@ -732,7 +732,8 @@ def test_local_crops_add_a_trained_multicrop_term(mini_cache, tmp_path, one_thre
                                              ("train.batch_size", 0, "train.batch_size' must be >= 1"),
                                              ("train.local_size", 80, "train.local_size' must be in"),
                                              ("train.wd_encoder", -0.1, "train.wd_encoder' must be >= 0"),
-                                             ("train.whiten_eps", -0.01, "train.whiten_eps' must be >= 0")])
+                                             ("train.whiten_eps", -0.01, "train.whiten_eps' must be >= 0"),
+                                             ("model.enc_depth", 0, "model.enc_depth' must be >= 1")])
 def test_bad_batch_crop_decay_and_whitening_settings_are_rejected(key, value, match, mini_cache):
     from training.config import ConfigError
     with pytest.raises(ConfigError, match=match):

@@ -42,6 +42,7 @@ class DataConfig:
 class ModelConfig:
     embed_dim: int = 128  # source representation / shared image-text space
     enc_width: int = 32  # base channel width of the source encoder
+    enc_depth: int = 1  # residual blocks per encoder stage (2: ResNet-18-like depth, ~2x the parameters)
     text_width: int = 128  # token embedding and GRU width of the text encoder
     text_dim: int = 128  # text encoding fed to the generator
     noise_dim: int = 64
@@ -287,6 +288,8 @@ def validate(cfg: Config) -> None:
         value = getattr(cfg.train, key)
         if value < least:
             raise ConfigError(f"config key 'train.{key}' must be >= {least}, got {value}")
+    if cfg.model.enc_depth < 1:
+        raise ConfigError(f"config key 'model.enc_depth' must be >= 1, got {cfg.model.enc_depth}")
     if cfg.train.local_crops and not 8 <= cfg.train.local_size <= cfg.data.image_size:
         raise ConfigError(f"config key 'train.local_size' must be in [8, data.image_size = {cfg.data.image_size}], "
                           f"got {cfg.train.local_size}")

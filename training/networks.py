@@ -59,7 +59,7 @@ class Networks:
 def build_networks(mc, vocab_size: int) -> Networks:
     """mc: ModelConfig. Asserts the generator/encoder parameter ratio and returns all networks."""
     text = TextEncoder(vocab_size, mc.text_width, mc.text_dim, mc.embed_dim)
-    enc = SourceEncoder(mc.enc_width, mc.embed_dim)
+    enc = SourceEncoder(mc.enc_width, mc.embed_dim, mc.enc_depth)
     e_params = count_params(enc)
     w, m = generator_widths(round(mc.g_ratio * e_params), mc, mc.text_dim)
     gen = Generator(w, m, mc.noise_dim, mc.cond_dim, mc.embed_dim, mc.text_dim, upsample=mc.g_upsample,
