@@ -29,9 +29,10 @@ class SourceEncoder(nn.Module):
     """A small ResNet: (N, 3, 64, 64) in [-1, 1] -> (N, embed_dim) unit-norm representation.
 
     Stem: 3x3 conv at full resolution then a stride-2 conv to 32x32; stages of width w, 2w, 4w, 8w at
-    32, 16, 8, 4 px, each of `depth` residual blocks (the first one downsamples); global average pool (N, 8w); an MLP head -> embed_dim, L2-normalised; then `whiten`,
-    a PCA whitening (models/whitening.py) that is the identity while the network trains and is fitted on the
-    training images' representations at the end of the encoder stage.
+    32, 16, 8, 4 px, each of `depth` residual blocks (in the last three the first block halves the resolution);
+    global average pool (N, 8w); an MLP head -> embed_dim, L2-normalised; then `whiten`, a PCA whitening
+    (models/whitening.py) that is the identity while the network trains and is fitted on the training images'
+    representations at the end of the encoder stage.
     `features()` returns the pooled backbone features, `represent()` the trained (unwhitened) representation,
     `forward()` the representation.
     """

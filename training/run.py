@@ -53,8 +53,8 @@ def ensure_cache(cfg: Config, log=print) -> None:
     prepare(resolve_data_root(cfg.data.root), Path(cfg.data.cache), log=log)
 
 
-ENCODER_KEYS = ("model.embed_dim", "model.enc_width", "model.enc_depth", "model.text_width", "model.text_dim", "data.seed",
-                "data.n_train_classes", "data.n_test_classes", "data.val_fraction", "data.image_size",
+ENCODER_KEYS = ("model.embed_dim", "model.enc_width", "model.enc_depth", "model.text_width", "model.text_dim",
+                "data.seed", "data.n_train_classes", "data.n_test_classes", "data.val_fraction", "data.image_size",
                 "data.max_caption_len", "data.min_word_count", "data.limit_per_class")
 
 
