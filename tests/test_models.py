@@ -87,7 +87,7 @@ def test_source_encoder_depth_adds_blocks_at_every_stage_with_the_same_shapes():
     assert sum(isinstance(b.skip, torch.nn.Conv2d) and b.skip.stride == (2, 2) for b in deep.stages) == 3
     x = torch.rand(3, 3, 64, 64) * 2 - 1
     assert deep(x).shape == (3, 20) and deep.features(x).shape == (3, 64)
-    assert sum(p.numel() for p in deep.parameters()) > sum(p.numel() for p in shallow.parameters())
+    assert count_params(deep) > count_params(shallow)
     with pytest.raises(ValueError, match="depth must be >= 1"):
         SourceEncoder(width=8, embed_dim=20, depth=0)
 

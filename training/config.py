@@ -283,13 +283,12 @@ def validate(cfg: Config) -> None:
         raise ConfigError(
             f"train.encoder_epochs + train.gan_epochs = {cfg.train.encoder_epochs + cfg.train.gan_epochs} "
             "exceeds the 200-epoch budget")
-    for key, least in {"batch_size": 1, "gan_batch_size": 0, "local_crops": 0, "wd_encoder": 0,
-                       "whiten_eps": 0}.items():
-        value = getattr(cfg.train, key)
+    for key, least in {"train.batch_size": 1, "train.gan_batch_size": 0, "train.local_crops": 0,
+                       "train.wd_encoder": 0, "train.whiten_eps": 0, "model.enc_depth": 1}.items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
         if value < least:
-            raise ConfigError(f"config key 'train.{key}' must be >= {least}, got {value}")
-    if cfg.model.enc_depth < 1:
-        raise ConfigError(f"config key 'model.enc_depth' must be >= 1, got {cfg.model.enc_depth}")
+            raise ConfigError(f"config key '{key}' must be >= {least}, got {value}")
     if cfg.train.local_crops and not 8 <= cfg.train.local_size <= cfg.data.image_size:
         raise ConfigError(f"config key 'train.local_size' must be in [8, data.image_size = {cfg.data.image_size}], "
                           f"got {cfg.train.local_size}")
