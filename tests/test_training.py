@@ -733,11 +733,33 @@ def test_local_crops_add_a_trained_multicrop_term(mini_cache, tmp_path, one_thre
                                              ("train.local_size", 80, "train.local_size' must be in"),
                                              ("train.wd_encoder", -0.1, "train.wd_encoder' must be >= 0"),
                                              ("train.whiten_eps", -0.01, "train.whiten_eps' must be >= 0"),
-                                             ("model.enc_depth", 0, "model.enc_depth' must be >= 1")])
+                                             ("model.enc_depth", 0, "model.enc_depth' must be >= 1"),
+                                             ("train.text_weight", -1, "train.text_weight' must be >= 0"),
+                                             ("train.ssl_weight", -0.5, "train.ssl_weight' must be >= 0"),
+                                             ("train.semantic_weight", -2, "train.semantic_weight' must be >= 0")])
 def test_bad_batch_crop_decay_and_whitening_settings_are_rejected(key, value, match, mini_cache):
     from training.config import ConfigError
     with pytest.raises(ConfigError, match=match):
         tiny_cfg(mini_cache, **{key: value, "train.local_crops": 2})
+
+
+@pytest.mark.parametrize("images_only", [True, False])
+def test_images_only_encoder_stage_ignores_the_captions(images_only, mini_cache, tmp_path, one_thread):
+    """text_weight = semantic_weight = affinity_alpha = 0: the source encoder's update does not depend on the
+    captions (other caption statistics and another text encoder give the same weights); by default it does."""
+    o = {"train.text_weight": 0, "train.semantic_weight": 0, "train.affinity_alpha": 0} if images_only else {}
+    weights = []
+    for k in range(2):
+        trainer = make_trainer(tiny_cfg(mini_cache, **o), tmp_path / f"io{k}")
+        if k:  # other caption statistics, another random text encoder
+            trainer.semantics = torch.nn.functional.normalize(torch.randn_like(trainer.semantics), dim=1)
+            torch.manual_seed(123)
+            for p in trainer.nets.text_encoder.parameters():
+                p.data.normal_(0, 0.1)
+        torch.manual_seed(7)
+        trainer.encoder_step(torch.arange(trainer.bs))
+        weights.append(torch.cat([p.detach().flatten() for p in trainer.nets.encoder.parameters()]))
+    assert torch.equal(weights[0], weights[1]) == images_only
 
 
 def test_encoder_weight_decay_reaches_the_encoder_optimizer(mini_cache, tmp_path):

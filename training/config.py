@@ -76,6 +76,7 @@ class TrainConfig:
     temperature: float = 0.1
     affinity_alpha: float = 0.8  # share of each image's positive mass given to caption-similar images
     affinity_temperature: float = 0.1  # sharpness of the caption TF-IDF affinity
+    text_weight: float = 1.0  # weight of the image-text contrastive term (0 = the encoder learns from images alone)
     semantic_weight: float = 2.0  # regress the representation onto the caption LSA of its image
     ssl_weight: float = 1.0  # weight of the image-image (augmentation) contrastive term
     view_scale_min: float = 1.0  # encoder views: random resized crops of >= this area share; 1 = plain crops
@@ -284,7 +285,8 @@ def validate(cfg: Config) -> None:
             f"train.encoder_epochs + train.gan_epochs = {cfg.train.encoder_epochs + cfg.train.gan_epochs} "
             "exceeds the 200-epoch budget")
     for key, least in {"train.batch_size": 1, "train.gan_batch_size": 0, "train.local_crops": 0,
-                       "train.wd_encoder": 0, "train.whiten_eps": 0, "model.enc_depth": 1}.items():
+                       "train.wd_encoder": 0, "train.whiten_eps": 0, "model.enc_depth": 1,
+                       "train.text_weight": 0, "train.ssl_weight": 0, "train.semantic_weight": 0}.items():
         section, name = key.split(".")
         value = getattr(getattr(cfg, section), name)
         if value < least:

@@ -197,7 +197,7 @@ class Trainer:
         l_ii = losses.soft_info_nce(r1, r2, target, tc.temperature)
         l_sem = 0.5 * (losses.cosine_distance(r1, sem) + losses.cosine_distance(r2, sem))
         l_prior = losses.cosine_distance(prior, r1.detach())
-        loss = l_it + tc.ssl_weight * l_ii + tc.semantic_weight * l_sem + l_prior
+        loss = tc.text_weight * l_it + tc.ssl_weight * l_ii + tc.semantic_weight * l_sem + l_prior
         out = {"enc/image_text": l_it, "enc/image_image": l_ii, "enc/semantic": l_sem, "enc/prior": l_prior}
         if tc.local_crops > 0:  # multi-crop: each small crop should find its image's global views
             local = torch.cat([random_crop_flip(x, tc.local_size) for _ in range(tc.local_crops)])
