@@ -736,8 +736,9 @@ def test_local_crops_add_a_trained_multicrop_term(mini_cache, tmp_path, one_thre
                                              ("model.enc_depth", 0, "model.enc_depth' must be >= 1"),
                                              ("train.text_weight", -1, "train.text_weight' must be >= 0"),
                                              ("train.ssl_weight", -0.5, "train.ssl_weight' must be >= 0"),
-                                             ("train.semantic_weight", -2, "train.semantic_weight' must be >= 0")])
-def test_bad_batch_crop_decay_and_whitening_settings_are_rejected(key, value, match, mini_cache):
+                                             ("train.semantic_weight", -2, "train.semantic_weight' must be >= 0"),
+                                             ("train.affinity_alpha", 1.5, r"affinity_alpha' must be in \[0, 1\]")])
+def test_bad_batch_crop_decay_whitening_and_loss_settings_are_rejected(key, value, match, mini_cache):
     from training.config import ConfigError
     with pytest.raises(ConfigError, match=match):
         tiny_cfg(mini_cache, **{key: value, "train.local_crops": 2})

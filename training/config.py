@@ -298,6 +298,8 @@ def validate(cfg: Config) -> None:
         check_truncation(cfg.eval.truncation, "config key 'eval.truncation'")
     except ValueError as e:
         raise ConfigError(str(e)) from None
+    if not 0.0 <= cfg.train.affinity_alpha <= 1.0:
+        raise ConfigError(f"config key 'train.affinity_alpha' must be in [0, 1], got {cfg.train.affinity_alpha}")
     if not 0.0 <= cfg.data.val_fraction < 1.0:
         raise ConfigError(f"config key 'data.val_fraction' must be in [0, 1), got {cfg.data.val_fraction}")
     if cfg.data.n_train_classes + cfg.data.n_test_classes > 102:
