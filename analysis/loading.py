@@ -150,12 +150,6 @@ def to_hwc_uint8(images):
     return x.movedim(-3, -1).numpy()
 
 
-def unknown_words(vocab, caption: str) -> list[str]:
-    """Words of `caption` the model never saw in training (they become <unk>)."""
-    from data_utils.text import tokenize
-    return [w for w in tokenize(caption) if w not in vocab.stoi]
-
-
 # ------------------------------------------------------------------ embeddings
 def load_embeddings(run_dir, nets=None, data=None, cfg=None, device="cpu") -> dict:
     """Source-encoder embeddings of every image of the 25 classes.

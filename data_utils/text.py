@@ -57,6 +57,10 @@ class Vocab:
             lengths[i] = len(ids)
         return tokens, lengths
 
+    def unknown_words(self, caption: str) -> list[str]:
+        """The caption's words that are not in the vocabulary (each once, in order): they encode as <unk>."""
+        return list(dict.fromkeys(w for w in tokenize(caption) if w not in self.stoi))
+
     def decode(self, ids: Iterable[int]) -> str:
         return " ".join(self.itos[i] for i in ids if i != PAD)
 

@@ -346,6 +346,16 @@ def test_grayscale_and_cmyk_converted_to_rgb(mini_root, mini_cache, tmp_path):
     assert not np.array_equal(cmyk[..., 0], cmyk[..., 1])
 
 
+def test_unknown_words_are_the_ones_encoded_as_unk():
+    vocab = Vocab.build(["a red flower", "a red rose", "a white flower"])  # min_count 2: a, red, flower
+    caption = "A RED tulip, a red Tulip and a dahlia"
+    assert vocab.unknown_words(caption) == ["tulip", "and", "dahlia"]  # each once, in order, lower-cased
+    tokens, lengths = vocab.encode([caption], max_len=16)
+    ids = tokens[0, :int(lengths[0])].tolist()
+    assert [w for w, i in zip(tokenize(caption), ids) if i == UNK] == ["tulip", "tulip", "and", "dahlia"]
+    assert vocab.unknown_words("a red flower") == []
+
+
 # -------------------------------------------------------------------------------------------- junk captions
 
 def test_junk_captions(mini_root, tmp_path):

@@ -286,6 +286,29 @@ def test_generate_cli_one_word_caption_exits_2(smoke_run, tmp_path, capsys, one_
     assert not out.exists()
 
 
+def test_generate_names_unknown_and_cut_words_and_refuses_unreadable_captions(smoke_run, tmp_path, capsys,
+                                                                               one_thread):
+    from training.generate import generate_captions, load_models, main
+    run_dir, _ = smoke_run
+    best = run_dir / "checkpoints" / "best.pt"
+    _, vocab, cfg, _ = load_models(best)
+    known = [w for w in vocab.itos[2:] if w.isalpha()][:2]
+    lines = []
+    long = " ".join([known[0]] * (cfg.data.max_caption_len + 3))
+    imgs = generate_captions(best, [f"{known[0]} qqzzx {known[1]}", long], n=1, log=lines.append)
+    assert imgs.shape[:2] == (2, 1)
+    assert len(lines) == 2 and "caption 0" in lines[0] and "read as <unk>: qqzzx" in lines[0]
+    assert "caption 1" in lines[1] and f"first {cfg.data.max_caption_len} of {cfg.data.max_caption_len + 3} words" \
+        in lines[1]
+    with pytest.raises(ValueError, match=r"no word of caption\(s\) \['qqzzx wwvvk'\] is in the run's vocabulary"):
+        generate_captions(best, [f"{known[0]} {known[1]}", "qqzzx wwvvk"], n=1)
+    out = tmp_path / "x.png"
+    assert main(["--checkpoint", str(run_dir), "--caption", "qqzzx wwvvk", "-n", "2", "--out", str(out)]) == 2
+    assert "no word of caption" in capsys.readouterr().err and not out.exists()
+    assert main(["--checkpoint", str(run_dir), "--caption", f"{known[0]} qqzzx", "-n", "2", "--out", str(out)]) == 0
+    assert "read as <unk>: qqzzx" in capsys.readouterr().out and out.is_file()
+
+
 def test_spectrum_cli_on_a_run(smoke_run, capsys, one_thread):
     from metrics.spectrum import PERIODS, gradient_spectra, main
     run_dir, _ = smoke_run

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from torchvision.utils import save_image
 
+from data_utils.text import SPECIALS, tokenize
 from training.config import check_truncation
 
 
@@ -70,14 +71,37 @@ def load_models(checkpoint: str | Path, device="cpu"):
     return nets, vocab, cfg, ckpt
 
 
+def caption_notes(vocab, captions: list[str], max_len: int) -> list[list[str]]:
+    """What the text encoder will not see of each caption: unknown words (read as <unk>) and words past max_len."""
+    notes = []
+    for c in captions:
+        row, unknown, n_words = [], vocab.unknown_words(c), len(tokenize(c))
+        if unknown:
+            row.append(f"not in the run's vocabulary, read as <unk>: {', '.join(unknown)}")
+        if n_words > max_len:
+            row.append(f"cut to its first {max_len} of {n_words} words (data.max_caption_len)")
+        notes.append(row)
+    return notes
+
+
 def generate_captions(checkpoint, captions: list[str], n: int = 8, seed: int = 0, device="cpu",
-                      truncation: float | None = None) -> torch.Tensor:
-    """captions -> images (len(captions), n, 3, 64, 64) in [-1, 1]; truncation None = the run's eval.truncation."""
+                      truncation: float | None = None, log=None) -> torch.Tensor:
+    """captions -> images (len(captions), n, 3, 64, 64) in [-1, 1]; truncation None = the run's eval.truncation.
+
+    A caption of fewer than 2 words, or with no word in the run's vocabulary (the training classes' captions),
+    raises ValueError; `log`, when given, is called with one line per caption that has unknown or cut words."""
     nets, vocab, cfg, _ = load_models(checkpoint, device)
     tokens, lengths = vocab.encode(captions, cfg.data.max_caption_len)
     empty = [c for c, n_tok in zip(captions, lengths.tolist()) if n_tok == 0]
     if empty:
         raise ValueError(f"caption(s) with fewer than 2 words cannot be encoded: {empty}")
+    blind = [c for c in captions if len(vocab.unknown_words(c)) == len(set(tokenize(c)))]
+    if blind:
+        raise ValueError(f"no word of caption(s) {blind} is in the run's vocabulary ({len(vocab) - len(SPECIALS)} words from "
+                         "the training classes' captions), so the text encoder would see only <unk>")
+    for i, (c, row) in enumerate(zip(captions, caption_notes(vocab, captions, cfg.data.max_caption_len))):
+        for note in row if log else ():
+            log(f"caption {i} ({c!r}): {note}")
     psi = cfg.eval.truncation if truncation is None else truncation
     z = sample_noise(n, cfg.model.noise_dim, seed=seed, truncation=psi)
     return generate_from_tokens(nets.text_encoder, nets.generator, tokens, lengths, z, device)
@@ -98,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         ckpt = ckpt / "checkpoints" / "best.pt"
     device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        imgs = generate_captions(ckpt, args.caption, args.n, args.seed, device, args.truncation)
+        imgs = generate_captions(ckpt, args.caption, args.n, args.seed, device, args.truncation, log=print)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
