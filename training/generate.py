@@ -7,6 +7,8 @@ At test time the generator receives: noise z, the text encoding T(caption) (cond
 and as source representation the text encoder's *prior* r = P(T(caption)) — the representation the
 source encoder would most likely give an image fitting the caption. No image is needed.
 
+Words outside the run's vocabulary are read as <unk> and named; a caption with no known word is refused (exit 2).
+
 `--truncation PSI` (the "truncation trick"): the noise is drawn as PSI * z, z ~ N(0, I), pulling samples
 towards the generator's typical image for the caption — more faithful, less varied (README, Results).
 """
@@ -97,11 +99,13 @@ def generate_captions(checkpoint, captions: list[str], n: int = 8, seed: int = 0
         raise ValueError(f"caption(s) with fewer than 2 words cannot be encoded: {empty}")
     blind = [c for c in captions if len(vocab.unknown_words(c)) == len(set(tokenize(c)))]
     if blind:
-        raise ValueError(f"no word of caption(s) {blind} is in the run's vocabulary ({len(vocab) - len(SPECIALS)} words from "
-                         "the training classes' captions), so the text encoder would see only <unk>")
-    for i, (c, row) in enumerate(zip(captions, caption_notes(vocab, captions, cfg.data.max_caption_len))):
-        for note in row if log else ():
-            log(f"caption {i} ({c!r}): {note}")
+        n_words = len(vocab) - len(SPECIALS)
+        raise ValueError(f"no word of caption(s) {blind} is in the run's vocabulary ({n_words} words from the "
+                         "training classes' captions), so the text encoder would see only <unk>")
+    if log:
+        for i, (c, row) in enumerate(zip(captions, caption_notes(vocab, captions, cfg.data.max_caption_len))):
+            for note in row:
+                log(f"caption {i} ({c!r}): {note}")
     psi = cfg.eval.truncation if truncation is None else truncation
     z = sample_noise(n, cfg.model.noise_dim, seed=seed, truncation=psi)
     return generate_from_tokens(nets.text_encoder, nets.generator, tokens, lengths, z, device)
