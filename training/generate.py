@@ -97,7 +97,7 @@ def generate_captions(checkpoint, captions: list[str], n: int = 8, seed: int = 0
     empty = [c for c, n_tok in zip(captions, lengths.tolist()) if n_tok == 0]
     if empty:
         raise ValueError(f"caption(s) with fewer than 2 words cannot be encoded: {empty}")
-    blind = [c for c in captions if len(vocab.unknown_words(c)) == len(set(tokenize(c)))]
+    blind = [c for c in captions if all(w not in vocab.stoi for w in tokenize(c))]
     if blind:
         n_words = len(vocab) - len(SPECIALS)
         raise ValueError(f"no word of caption(s) {blind} is in the run's vocabulary ({n_words} words from the "
