@@ -70,6 +70,28 @@ def test_soft_info_nce_hand_computed():
         math.log(math.e + 1) - 0.5, rel=1e-6)
 
 
+def test_soft_cross_entropy_is_one_direction_of_soft_info_nce():
+    a, b = F.normalize(torch.randn(6, 5), dim=1), F.normalize(torch.randn(6, 5), dim=1)
+    target = losses.affinity_targets(a @ a.t(), 0.5, 0.2)
+    sym = 0.5 * (losses.soft_cross_entropy(a, b, target, 0.3) + losses.soft_cross_entropy(b, a, target.t(), 0.3))
+    assert sym.item() == pytest.approx(losses.soft_info_nce(a, b, target, 0.3).item(), rel=1e-6)
+    e = torch.eye(2)  # logits [[1, 0], [0, 1]]: row i costs L - target[i, i], L = log(e + 1)
+    mixed = torch.tensor([[0.3, 0.7], [0.1, 0.9]])  # rows sum to 1, not symmetric
+    expected = math.log(math.e + 1) - 0.5 * (0.3 + 0.9)
+    assert losses.soft_cross_entropy(e, e, mixed, 1.0).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_mixed_targets_mix_rows_in_proportion():
+    target = losses.affinity_targets(torch.randn(5, 5), 0.5, 0.3)
+    perm = torch.tensor([3, 0, 4, 1, 2])
+    assert torch.equal(losses.mixed_targets(target, torch.ones(5), perm), target)
+    assert torch.equal(losses.mixed_targets(target, torch.zeros(5), perm), target[perm])
+    lam = torch.tensor([0.5, 0.2, 1.0, 0.9, 0.0])
+    mixed = losses.mixed_targets(target, lam, perm)
+    assert torch.allclose(mixed.sum(1), torch.ones(5))
+    assert torch.allclose(mixed[1], 0.2 * target[1] + 0.8 * target[0])
+
+
 def test_affinity_targets_rows():
     sim = torch.tensor([[1.0, 0.9, 0.0], [0.9, 1.0, 0.1], [0.0, 0.1, 1.0]])
     assert torch.equal(losses.affinity_targets(sim, 0.0, 0.05), torch.eye(3))

@@ -751,6 +751,22 @@ def test_local_crops_add_a_trained_multicrop_term(mini_cache, tmp_path, one_thre
     assert "enc/local" not in plain
 
 
+def test_mix_term_is_trained_and_changes_the_encoder_update(mini_cache, tmp_path, one_thread):
+    def first_update(**over):
+        trainer = make_trainer(tiny_cfg(mini_cache, **over), tmp_path / f"mix{len(over)}")
+        before = [p.detach().clone() for p in trainer.nets.encoder.parameters()]
+        torch.manual_seed(1)
+        out = trainer.encoder_step(torch.arange(trainer.bs))
+        return out, torch.cat([(p.detach() - b).flatten() for p, b in zip(trainer.nets.encoder.parameters(), before)])
+
+    out, mixed = first_update(**{"train.mix_weight": 1.0})
+    assert "enc/mix" in out and math.isfinite(float(out["enc/mix"].detach())) and float(out["enc/mix"].detach()) > 0
+    plain_out, plain = first_update()
+    assert "enc/mix" not in plain_out
+    assert out["enc/image_text"].item() == pytest.approx(plain_out["enc/image_text"].item())  # same views and texts
+    assert not torch.allclose(mixed, plain)  # the mix term moved the encoder
+
+
 @pytest.mark.parametrize("key,value,match", [("train.gan_batch_size", -1, "train.gan_batch_size' must be >= 0"),
                                              ("train.batch_size", 0, "train.batch_size' must be >= 1"),
                                              ("train.local_size", 80, "train.local_size' must be in"),
@@ -760,7 +776,9 @@ def test_local_crops_add_a_trained_multicrop_term(mini_cache, tmp_path, one_thre
                                              ("train.text_weight", -1, "train.text_weight' must be >= 0"),
                                              ("train.ssl_weight", -0.5, "train.ssl_weight' must be >= 0"),
                                              ("train.semantic_weight", -2, "train.semantic_weight' must be >= 0"),
-                                             ("train.affinity_alpha", 1.5, r"affinity_alpha' must be in \[0, 1\]")])
+                                             ("train.affinity_alpha", 1.5, r"affinity_alpha' must be in \[0, 1\]"),
+                                             ("train.mix_weight", -1, "train.mix_weight' must be >= 0"),
+                                             ("train.mix_alpha", 0, "train.mix_alpha' must be > 0")])
 def test_bad_batch_crop_decay_whitening_and_loss_settings_are_rejected(key, value, match, mini_cache):
     from training.config import ConfigError
     with pytest.raises(ConfigError, match=match):

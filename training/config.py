@@ -81,6 +81,8 @@ class TrainConfig:
     ssl_weight: float = 1.0  # weight of the image-image (augmentation) contrastive term
     view_scale_min: float = 1.0  # encoder views: random resized crops of >= this area share; 1 = plain crops
     view_jitter: float = 0.0  # encoder views: brightness/contrast/saturation factors in [1 - x, 1 + x]; 0 = off
+    mix_weight: float = 0.0  # encoder stage: i-Mix term, mixed images matched to their mixed soft targets; 0 = off
+    mix_alpha: float = 1.0  # i-Mix: per-image mixing weight ~ Beta(alpha, alpha)
     local_crops: int = 0  # encoder stage: extra small crops per image matched to the two global views (multi-crop)
     local_size: int = 32  # side of the local crops (cut at the cached scale, no resizing)
     gan_loss: str = "hinge"  # hinge | bce
@@ -284,7 +286,7 @@ def validate(cfg: Config) -> None:
         raise ConfigError(
             f"train.encoder_epochs + train.gan_epochs = {cfg.train.encoder_epochs + cfg.train.gan_epochs} "
             "exceeds the 200-epoch budget")
-    for key, least in {"train.batch_size": 1, "train.gan_batch_size": 0, "train.local_crops": 0,
+    for key, least in {"train.batch_size": 1, "train.gan_batch_size": 0, "train.local_crops": 0, "train.mix_weight": 0,
                        "train.wd_encoder": 0, "train.whiten_eps": 0, "model.enc_depth": 1,
                        "train.text_weight": 0, "train.ssl_weight": 0, "train.semantic_weight": 0}.items():
         section, name = key.split(".")
@@ -298,6 +300,8 @@ def validate(cfg: Config) -> None:
         check_truncation(cfg.eval.truncation, "config key 'eval.truncation'")
     except ValueError as e:
         raise ConfigError(str(e)) from None
+    if cfg.train.mix_alpha <= 0:
+        raise ConfigError(f"config key 'train.mix_alpha' must be > 0, got {cfg.train.mix_alpha}")
     if not 0.0 <= cfg.train.affinity_alpha <= 1.0:
         raise ConfigError(f"config key 'train.affinity_alpha' must be in [0, 1], got {cfg.train.affinity_alpha}")
     if not 0.0 <= cfg.data.val_fraction < 1.0:

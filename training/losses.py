@@ -27,6 +27,18 @@ def soft_info_nce(a: torch.Tensor, b: torch.Tensor, target: torch.Tensor, temper
                    + (target.t() * F.log_softmax(logits.t(), 1)).sum(1).mean())
 
 
+def soft_cross_entropy(a: torch.Tensor, b: torch.Tensor, target: torch.Tensor, temperature: float) -> torch.Tensor:
+    """One direction of `soft_info_nce`: a, b (N, D) unit vectors, target (N, N) rows summing to 1 (need not be
+    symmetric, e.g. mixed targets for mixed inputs) -> mean cross-entropy of target[i] and softmax_j(a_i . b_j / t)."""
+    return -(target * F.log_softmax(a @ b.t() / temperature, 1)).sum(1).mean()
+
+
+def mixed_targets(target: torch.Tensor, lam: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
+    """i-Mix's virtual labels: row i of the mix lam_i * x_i + (1 - lam_i) * x_perm[i] gets
+    lam_i * target[i] + (1 - lam_i) * target[perm[i]]. target (N, N), lam (N,), perm (N,) -> (N, N)."""
+    return lam[:, None] * target + (1 - lam[:, None]) * target[perm]
+
+
 def affinity_targets(sim: torch.Tensor, alpha: float, temperature: float) -> torch.Tensor:
     """Soft positives from a similarity matrix sim (N, N) (e.g. caption TF-IDF cosine):
     (1 - alpha) on the pair itself + alpha spread over the others by softmax(sim / temperature)."""

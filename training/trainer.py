@@ -199,6 +199,19 @@ class Trainer:
         l_prior = losses.cosine_distance(prior, r1.detach())
         loss = tc.text_weight * l_it + tc.ssl_weight * l_ii + tc.semantic_weight * l_sem + l_prior
         out = {"enc/image_text": l_it, "enc/image_image": l_ii, "enc/semantic": l_sem, "enc/prior": l_prior}
+        if tc.mix_weight > 0:  # i-Mix: a mix of two images should find both, in proportion, among texts and views
+            n = x.shape[0]
+            perm = torch.randperm(n, device=self.device)
+            lam = torch.distributions.Beta(tc.mix_alpha, tc.mix_alpha).sample((n,)).to(self.device)
+            v1 = views[:n]
+            mixed = lam.view(n, 1, 1, 1) * v1 + (1 - lam.view(n, 1, 1, 1)) * v1[perm]
+            with self._autocast():
+                r_mix = enc(mixed.contiguous(memory_format=torch.channels_last)).float()
+            t_mix = losses.mixed_targets(target, lam, perm)
+            l_mix = 0.5 * (losses.soft_cross_entropy(r_mix, t_emb, t_mix, tc.temperature)
+                           + losses.soft_cross_entropy(r_mix, r2, t_mix, tc.temperature))
+            loss = loss + tc.mix_weight * l_mix
+            out["enc/mix"] = l_mix
         if tc.local_crops > 0:  # multi-crop: each small crop should find its image's global views
             local = torch.cat([random_crop_flip(x, tc.local_size) for _ in range(tc.local_crops)])
             with self._autocast():
