@@ -23,14 +23,18 @@ def soft_info_nce(a: torch.Tensor, b: torch.Tensor, target: torch.Tensor, temper
     target = identity it equals `info_nce`.
     """
     logits = a @ b.t() / temperature
-    return -0.5 * ((target * F.log_softmax(logits, 1)).sum(1).mean()
-                   + (target.t() * F.log_softmax(logits.t(), 1)).sum(1).mean())
+    return 0.5 * (_soft_ce(logits, target) + _soft_ce(logits.t(), target.t()))
 
 
 def soft_cross_entropy(a: torch.Tensor, b: torch.Tensor, target: torch.Tensor, temperature: float) -> torch.Tensor:
     """One direction of `soft_info_nce`: a, b (N, D) unit vectors, target (N, N) rows summing to 1 (need not be
     symmetric, e.g. mixed targets for mixed inputs) -> mean cross-entropy of target[i] and softmax_j(a_i . b_j / t)."""
-    return -(target * F.log_softmax(a @ b.t() / temperature, 1)).sum(1).mean()
+    return _soft_ce(a @ b.t() / temperature, target)
+
+
+def _soft_ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean over rows of the cross-entropy between target[i] and softmax(logits[i]): (N, M), (N, M) -> scalar."""
+    return -(target * F.log_softmax(logits, 1)).sum(1).mean()
 
 
 def mixed_targets(target: torch.Tensor, lam: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
