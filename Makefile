@@ -30,6 +30,7 @@ quick: CONFIG = experiments/quick.yaml
 quick: run
 
 test: setup
+	$(BIN)/lint-imports --config .importlinter
 	$(BIN)/python -m pytest -q
 
 benchmark: data

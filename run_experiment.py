@@ -11,7 +11,7 @@ import sys
 
 import yaml
 
-from training.config import ConfigError, build_config, parse_overrides, to_dict
+from core.config import ConfigError, build_config, parse_overrides, to_dict
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,8 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
         return 0
-    from training.checkpoint import CheckpointError
-    from training.run import run
+    from app.run import run  # imports torch: after the config is known to be valid
+    from core.io import CheckpointError
     try:
         summary = run(cfg)
     except (CheckpointError, ConfigError) as e:  # --run.resume / --train.encoders_from name an unusable file

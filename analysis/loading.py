@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core import files
 from data_utils.classes import CLASS_NAMES, class_name  # noqa: F401 - re-exported for the notebook
 from metrics.projection import tsne, umap_2d  # noqa: F401 - re-exported for the notebook (also used by W&B media)
 
@@ -23,7 +24,7 @@ def on_colab() -> bool:
 
 def pick_device() -> str:
     """"cuda" when a GPU is visible, else "cpu" (the same rule as training: train.device=auto)."""
-    from training.run import pick_device as _pick
+    from core.runtime import pick_device as _pick
     return str(_pick("auto"))
 
 
@@ -75,10 +76,7 @@ def run_dir_of(best: dict) -> Path | None:
 
 def read_stats(run_dir) -> list[dict]:
     """The rows of `<run_dir>/stats.jsonl` (one JSON object per logged step or epoch); [] when absent."""
-    path = Path(run_dir) / "stats.jsonl" if run_dir else None
-    if path is None or not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return files.read_stats(run_dir) if run_dir else []
 
 
 def read_metrics(run_dir) -> dict:
@@ -100,22 +98,22 @@ def load_run_data(cfg, vocab):
     """The run's classes and images (`data_utils.dataset.load_data`) with the checkpoint's vocabulary.
 
     The cache named in the run's config is used; when it is missing, `data/flowers.h5` (where the
-    Colab cell puts it) is tried, then `training.run.ensure_cache` builds it from the data folder.
+    Colab cell puts it) is tried, then `data_utils.prepare.ensure_cache` builds it from the data folder.
     """
     from data_utils.dataset import load_data
-    from training.run import ensure_cache
+    from data_utils.prepare import ensure_cache
     if not Path(cfg.data.cache).is_file() and Path("data/flowers.h5").is_file():
         cfg.data.cache = "data/flowers.h5"
     if not Path(cfg.data.cache).is_file():
-        ensure_cache(cfg)
+        ensure_cache(cfg.data)
     return load_data(cfg.data, vocab=vocab)
 
 
 def pick_test_captions(test_set, per_class: int = 5, seed: int = 0) -> list[dict]:
     """Up to `per_class` captions per unseen (test) class, each from a different image, chosen by the same
-    seeded rule as the evaluation (`metrics.evaluate.test_captions`). One dict per caption:
+    seeded rule as the evaluation (`evaluation.context.test_captions`). One dict per caption:
     label, image (index into test_set), slot (caption number of that image), caption (text), column."""
-    from metrics.evaluate import test_captions
+    from evaluation.context import test_captions
     idx, slots = test_captions(test_set, per_class, seed)
     picks, col = [], {}
     for i, s in zip(idx, slots):
@@ -127,9 +125,9 @@ def pick_test_captions(test_set, per_class: int = 5, seed: int = 0) -> list[dict
 
 
 def generate_for_picks(nets, cfg, test_set, picks: list[dict], device, seed: int = 0):
-    """One text-only image per picked caption (`training.generate.generate_from_tokens`, its own noise
+    """One text-only image per picked caption (`models.inference.generate_from_tokens`, its own noise
     each, scaled by the run's eval.truncation) -> uint8 array (len(picks), 64, 64, 3)."""
-    from training.generate import generate_from_tokens, sample_noise
+    from models.inference import generate_from_tokens, sample_noise
     idx = [p["image"] for p in picks]
     slots = [p["slot"] for p in picks]
     tokens, lengths = test_set.tokens[idx, slots], test_set.lengths[idx, slots]
@@ -154,8 +152,8 @@ def to_hwc_uint8(images):
 def load_embeddings(run_dir, nets=None, data=None, cfg=None, device="cpu") -> dict:
     """Source-encoder embeddings of every image of the 25 classes.
 
-    Read from `<run_dir>/eval/embeddings.npz` (written by `metrics.evaluate`); when that file is missing,
-    recomputed with `metrics.evaluate.embed_images` (needs nets, data and cfg). Returns a dict with
+    Read from `<run_dir>/eval/embeddings.npz` (written by `evaluation.evaluate`); when that file is missing,
+    recomputed with `models.inference.embed_all_images` (needs nets, data and cfg). Returns a dict with
     features (N, D), labels (N,), is_test_class (N,) and origin ("eval/embeddings.npz" or "recomputed")."""
     path = Path(run_dir) / "eval" / "embeddings.npz" if run_dir else None
     if path is not None and path.is_file():
@@ -164,19 +162,16 @@ def load_embeddings(run_dir, nets=None, data=None, cfg=None, device="cpu") -> di
                     "origin": "eval/embeddings.npz"}
     if nets is None or data is None or cfg is None:
         raise FileNotFoundError("no eval/embeddings.npz for this run; pass nets, data and cfg to recompute")
-    from metrics.evaluate import embed_images
-    allset = data.all_images()
-    labels = allset.labels.numpy()
-    feats = embed_images(nets.encoder, allset.images, cfg.data.image_size, device)
-    return {"features": feats, "labels": labels, "is_test_class": np.isin(labels, data.test_classes),
-            "origin": "recomputed"}
+    from models.inference import embed_all_images
+    feats, labels, is_test = embed_all_images(nets.encoder, data, cfg.data.image_size, device)
+    return {"features": feats, "labels": labels, "is_test_class": is_test, "origin": "recomputed"}
 
 
 # ------------------------------------------------------------------ numbers for tables
 def parameter_rows(nets, metrics: dict | None = None) -> list[dict]:
-    """`training.networks.param_table` of the loaded networks, plus (when the eval file has it) how many
+    """`models.build.param_table` of the loaded networks, plus (when the eval file has it) how many
     parameters were still trainable in the GAN stage, when the two encoders are frozen."""
-    from training.networks import param_table
+    from models.build import param_table
     rows = param_table(nets)
     stage2 = {r["network"]: r.get("trainable_params") for r in (metrics or {}).get("param_table", [])
               if isinstance(r, dict)}

@@ -37,14 +37,14 @@ import yaml  # noqa: E402
 
 def run_variant(name: str, config: str, overrides: dict, out_dir: str, threads: int) -> dict:
     """Encoder stage of one variant; returns its scores (runs in a worker process)."""
-    import numpy as np
     import torch
 
     from data_utils.dataset import load_data
     from metrics.encoder import encoder_report
-    from metrics.evaluate import embed_images
-    from training.config import build_config
-    from training.run import pick_device
+    from models.inference import embed_all_images
+    from core.config import build_config
+    from core.files import read_stats
+    from core.runtime import pick_device
     from training.trainer import Trainer
 
     torch.set_num_threads(threads)
@@ -56,21 +56,16 @@ def run_variant(name: str, config: str, overrides: dict, out_dir: str, threads: 
     trainer = Trainer(cfg, data, run_dir, device, log=lambda *a, **k: None)
     trainer.run_stage("encoder", cfg.train.encoder_epochs)
     train_s = time.time() - t0
-    allset = data.all_images()
-    labels = allset.labels.numpy()
-    is_test = np.isin(labels, data.test_classes)
 
     def scores() -> dict:
-        with torch.no_grad():
-            feats = embed_images(trainer.nets.encoder, allset.images, cfg.data.image_size, device)
+        feats, labels, is_test = embed_all_images(trainer.nets.encoder, data, cfg.data.image_size, device)
         return encoder_report(feats, labels, is_test, k=cfg.eval.knn_k)
 
     raw = scores()  # the representation as trained
-    trainer.finish_encoder_stage()  # what a full run takes into stage 2: whitened when train.whiten_eps > 0
+    trainer.encoder.finish()  # what a full run takes into stage 2: whitened when train.whiten_eps > 0
     report = scores()
     curve = []
-    for line in (run_dir / "stats.jsonl").read_text().splitlines():
-        row = json.loads(line)
+    for row in read_stats(run_dir):
         if "monitor/knn_all" in row:
             curve.append([row["epoch"], row["monitor/knn_all"], row.get("monitor/knn_test")])
     enc_params = sum(p.numel() for p in trainer.nets.encoder.parameters())

@@ -4,7 +4,7 @@
                              [--config experiments/default.yaml] [--threads N] [--section.key=value ...]
 
 Measures, at the config's batch size (64) and resolution (64x64):
-  - images/s of the full training step of each stage (`Trainer.encoder_step`, `Trainer.gan_step`: all
+  - images/s of the full training step of each stage (`Trainer.encoder.step`, `Trainer.gan.step`: all
     networks, all losses, optimizer steps, the in-step crop/flip and caption sampling); the GAN step also at
     train.gan_batch_size when the config sets another (experiments/default.yaml: 32), for the projection;
   - images/s of forward+backward (and forward alone) of each network;
@@ -16,19 +16,17 @@ Measures, at the config's batch size (64) and resolution (64x64):
     decoding) on the same machine, and the ratio ours / reference of full GAN-step images/s.
 Writes everything to --json FILE and prints a table. --quick: a few steps per measurement (for tests).
 """
+# Layout: benchmarks/timing.py (clocks, memory, machine facts), benchmarks/measure.py (the measurements on the
+# project's Trainer), benchmarks/report.py (the printed table); this file: CLI, reference, projection, results.
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import platform
-import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -36,9 +34,12 @@ if str(REPO) not in sys.path:
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
-from benchmarks import reference  # noqa: E402
+from benchmarks import measure, reference  # noqa: E402
+from benchmarks.report import print_report  # noqa: E402
+from benchmarks.timing import Phases, cpu_model, loadavg, machine_info, peak_rss_mb  # noqa: E402
+
+__all__ = ["cpu_model", "main", "run_benchmark"]  # cpu_model: used by benchmarks/encoder_variants.py
 
 # steps/iterations per measurement; `warmup` untimed iterations come first
 SETTINGS = {
@@ -49,66 +50,18 @@ SETTINGS = {
 }
 FULL_DATA_JPG = Path("shared") / "data" / "oxford102" / "jpg"  # beside the project
 FIXTURE_JPG = Path("tests") / "fixtures" / "oxford102_mini" / "jpg"
+ISSUE_FIGURE_IPS = 39.0  # base repo, measured on the 2-core dev CPU (from the issue)
+PROJECTION_INCLUDES = (
+    "training steps of both stages at the measured rates; validation (encoder stage: with the "
+    "kNN monitor; GAN stage: with KID and the sample grid); last.pt every epoch, best.pt at every "
+    "GAN validation (upper bound), final saves and the reload of best.pt; metrics.evaluate once; "
+    "loading the data and building the networks")
+PROJECTION_EXCLUDES = (
+    "Python/torch start-up and imports, building the HDF5 cache, W&B logging and uploads, "
+    "per-step stats.jsonl writes, other processes' load on the machine")
 
 
-# ---------------------------------------------------------------- helpers
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def time_loop(fn: Callable[[], object], iters: int, warmup: int, device: torch.device) -> list[float]:
-    """Seconds of each of `iters` calls of fn (synchronised), after `warmup` untimed calls."""
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    out = []
-    for _ in range(iters):
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        out.append(time.perf_counter() - t0)
-    return out
-
-
-def timed_once(fn: Callable[[], object], device: torch.device) -> float:
-    _sync(device)
-    t0 = time.perf_counter()
-    fn()
-    _sync(device)
-    return time.perf_counter() - t0
-
-
-def peak_rss_mb() -> float:
-    """Max resident set size of this process so far (Linux reports KiB, macOS bytes)."""
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine_info(device: torch.device) -> dict:
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    info = {"cpu": cpu_model(), "cores": os.cpu_count(), "usable_cores": usable, "torch": torch.__version__,
-            "python": platform.python_version(), "threads": torch.get_num_threads(), "device": str(device),
-            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model(),
-            "loadavg_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
-    if device.type == "cuda":
-        info["cuda"] = torch.version.cuda
-    return info
-
-
+# ---------------------------------------------------------------- paths and command line
 def resolve(path: str | Path) -> Path:
     """A relative path names a file under the working directory, else under the repository."""
     p = Path(path)
@@ -160,30 +113,49 @@ def parse_args(argv: list[str] | None):
     return p, args, rest
 
 
+
+def pick_device(name: str) -> torch.device | None:
+    """--device as a torch.device; None (after the error message) when CUDA is asked for and absent."""
+    from core.runtime import pick_device as runtime_device
+    try:
+        return runtime_device(name)
+    except RuntimeError:
+        print("error: --device cuda but CUDA is not available", file=sys.stderr)
+        return None
+
+
+def load_config(config: str, cache: str | None, overrides: dict):
+    """The experiment's config with the overrides (W&B off, --cache); None (after the error message) when it
+    is invalid or its data cache is missing."""
+    from core.config import ConfigError, build_config
+    overrides["wandb.mode"] = "disabled"
+    if cache:
+        overrides["data.cache"] = cache
+    try:
+        cfg = build_config(resolve(config), overrides)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return None
+    cfg.data.cache = str(resolve(cfg.data.cache))
+    if not Path(cfg.data.cache).is_file():
+        print(f"error: data cache not found: {cfg.data.cache} (build it with `python -m data_utils.prepare "
+              "--out data/flowers.h5`, or pass --cache PATH)", file=sys.stderr)
+        return None
+    return cfg
+
+
 def main(argv: list[str] | None = None) -> int:
-    from training.config import ConfigError, build_config, parse_overrides
+    from core.config import ConfigError, parse_overrides
     p, args, rest = parse_args(argv)
     try:
         overrides = parse_overrides(rest)
     except ConfigError as e:
         p.error(str(e))
-    if args.device == "cuda" and not torch.cuda.is_available():
-        print("error: --device cuda but CUDA is not available", file=sys.stderr)
+    device = pick_device(args.device)
+    if device is None:
         return 2
-    device = torch.device("cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
-                          else "cpu")
-    overrides["wandb.mode"] = "disabled"
-    if args.cache:
-        overrides["data.cache"] = args.cache
-    try:
-        cfg = build_config(resolve(args.config), overrides)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    cfg.data.cache = str(resolve(cfg.data.cache))
-    if not Path(cfg.data.cache).is_file():
-        print(f"error: data cache not found: {cfg.data.cache} (build it with `python -m data_utils.prepare "
-              "--out data/flowers.h5`, or pass --cache PATH)", file=sys.stderr)
+    cfg = load_config(args.config, args.cache, overrides)
+    if cfg is None:
         return 2
     jpg_dir = Path(args.jpg_dir) if args.jpg_dir else default_jpg_dir()
     torch.set_num_threads(args.threads or cfg.train.threads or os.cpu_count() or 1)
@@ -199,276 +171,99 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- benchmark
 def run_benchmark(cfg, device: torch.device, s: dict, jpg_dir: Path, tmp: Path, final_eval: bool = True,
                   config_name: str = "", quick: bool = False) -> dict:
-    from data_utils.augment import random_crop_flip
-    from data_utils.dataset import load_data
-    from training.networks import count_params
-    from training.trainer import Trainer
-
+    """Every measurement in order (settings `s`, scratch folder `tmp`); returns the results dict."""
     t_start = time.perf_counter()
     torch.manual_seed(0)
     machine = machine_info(device)
-    log = lambda *a, **k: None  # noqa: E731
-    cuda_peaks: dict[str, float] = {}
-    rss_after: dict[str, float] = {}
-    phase_s: dict[str, float] = {}
-    clock = [time.perf_counter()]
+    b = measure.build_bench(cfg, device, s, tmp, Phases(device))
+    measure.time_encoder_step(b)
+    gan_key = measure.time_gan_steps(b)
+    data_ms = measure.time_data_pipeline(b)
+    networks = measure.time_networks(b)
+    once = measure.time_once_costs(b, final_eval)
+    ref = time_reference(b, jpg_dir)
+    projection = project(b, gan_key, once, config_name)
+    return assemble_results(b, machine, networks, data_ms, ref, projection, quick, t_start)
 
-    def phase_start():
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
 
-    def phase_end(name: str):
-        rss_after[name] = peak_rss_mb()
-        phase_s[name] = time.perf_counter() - clock[0]
-        clock[0] = time.perf_counter()
-        if device.type == "cuda":
-            cuda_peaks[name] = torch.cuda.max_memory_allocated(device) / 2 ** 20
-
-    # ---- data and trainer (the same objects `training.run` builds)
-    t0 = time.perf_counter()
-    data = load_data(cfg.data)
-    t_load = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    tr = Trainer(cfg, data, tmp / "run", device, tracker=None, log=log)
-    t_init = time.perf_counter() - t0
-    phase_end("data_and_trainer")
-    B, size, n_train = cfg.train.batch_size, cfg.data.image_size, len(data.train)
-    gen = torch.Generator().manual_seed(0)
-
-    GB = tr.gan_bs  # stage 2's batch (train.gan_batch_size; = B unless set)
-
-    def batch_idx(b: int = B) -> torch.Tensor:
-        """b training-image indices (with replacement when the set is smaller than a batch)."""
-        if n_train >= b:
-            return torch.randperm(n_train, generator=gen)[:b]
-        return torch.randint(n_train, (b,), generator=gen)
-
-    nets = tr.nets
-    text, enc, G, D = nets.text_encoder, nets.encoder, nets.generator, nets.discriminator
-    ips: dict[str, float] = {}
-    step_ms: dict[str, float] = {}
-
-    # ---- stage 1: encoder step
-    text.train().requires_grad_(True)
-    enc.train().requires_grad_(True)
-    tr.state.update(stage="encoder", stage_epoch=0, step_in_epoch=0, step=0)
-
-    def enc_step():
-        tr.encoder_step(batch_idx())
-        tr.state["step"] += 1
-
-    phase_start()
-    t = time_loop(enc_step, s["encoder_steps"], s["warmup"], device)
-    phase_end("encoder_step")
-    ips["encoder_step"] = B * len(t) / sum(t)
-    step_ms["encoder_step"] = 1000 * float(np.median(t))
-
-    # ---- stage 2: GAN step (encoders frozen, as in Trainer.run_stage); R1 runs on 1 step in r1_every
-    tr.set_stage_modes("gan")
-    tr.state.update(stage="gan", stage_epoch=0, step_in_epoch=0, step=0)
-    every = cfg.train.r1_every if cfg.train.r1_gamma > 0 else 1
-    gan_steps = every * math.ceil(s["gan_steps"] / every)  # whole R1 periods
-
-    def timed_gan_steps(b: int, name: str) -> None:
-        def gan_step():
-            tr.gan_step(batch_idx(b))
-            tr.state["step"] += 1
-
-        phase_start()
-        t = time_loop(gan_step, gan_steps, s["warmup"], device)
-        phase_end(name)
-        ips[name] = b * len(t) / sum(t)
-        step_ms[name] = 1000 * float(np.median(t))
-
-    timed_gan_steps(B, "gan_step")  # at the reference's batch, for the ratio ours / reference
-    gan_key = "gan_step"
-    if GB != B:  # train.gan_batch_size: stage 2 trains at its own batch; the projection uses that rate
-        gan_key = "gan_step_at_gan_batch"
-        timed_gan_steps(GB, gan_key)
-
-    # ---- data pipeline: uint8 crop/flip + caption sampling from memory (what each step does first)
-    def data_batch():
-        idx = batch_idx()
-        x = random_crop_flip(tr.images[idx.to(device)], size)
-        tokens, lengths = tr._batch(idx)
-        return x, tokens, lengths
-
-    t = time_loop(data_batch, s["data_iters"], s["warmup"], device)
-    data_ms = 1000 * sum(t) / len(t)
-    phase_end("data_pipeline")
-
-    # ---- each network: forward and forward+backward at batch size B (train mode, all parameters trainable)
-    phase_start()
-    tokens, lengths = tr._batch(batch_idx())
-    real = random_crop_flip(tr.images[batch_idx().to(device)], size)
-    z = torch.randn(B, cfg.model.noise_dim, device=device)
-    t_enc = torch.randn(B, cfg.model.text_dim, device=device)
-    r = F.normalize(torch.randn(B, cfg.model.embed_dim, device=device), dim=1)
-    calls = {"text_encoder": (text, lambda: text(tokens, lengths)),
-             "encoder": (enc, lambda: enc(real)),
-             "generator": (G, lambda: G(z, t_enc, r)),
-             "discriminator": (D, lambda: D(real, t_enc))}
-    networks = {}
-    for name, (module, fwd) in calls.items():
-        module.train().requires_grad_(True)
-
-        def fwd_bwd(module=module, fwd=fwd):
-            module.zero_grad(set_to_none=True)
-            fwd().float().square().mean().backward()
-
-        def fwd_only(fwd=fwd):
-            with torch.no_grad():
-                fwd()
-
-        tb = time_loop(fwd_bwd, s["net_iters"], s["warmup"], device)
-        tf = time_loop(fwd_only, s["net_iters"], s["warmup"], device)
-        module.zero_grad(set_to_none=True)
-        networks[name] = {"params": count_params(module), "forward_ms": 1000 * sum(tf) / len(tf),
-                          "forward_backward_ms": 1000 * sum(tb) / len(tb),
-                          "forward_images_per_second": B * len(tf) / sum(tf),
-                          "forward_backward_images_per_second": B * len(tb) / sum(tb)}
-        ips[name] = networks[name]["forward_backward_images_per_second"]
-    phase_end("networks")
-
-    # ---- validation, sample grid, checkpoints, final evaluation (once each)
-    phase_start()
-    text.train(), enc.train()
-    tr.state.update(stage="encoder", stage_epoch=cfg.train.eval_every)
-    t_val_enc = timed_once(tr.validate, device)  # includes the kNN monitor on all 25 classes
-    text.eval(), enc.eval()
-    tr.state.update(stage="gan", stage_epoch=cfg.train.eval_every)
-    t_val_gan = timed_once(tr.validate, device)
-    t_grid = timed_once(lambda: tr.sample_grid(tmp / "run" / "samples" / "bench.png"), device)
-    t_save = timed_once(lambda: tr.save("last.pt"), device)
-    from training.checkpoint import load_checkpoint
-    t_ckpt_load = timed_once(lambda: load_checkpoint(tmp / "run" / "checkpoints" / "last.pt", map_location=device),
-                             device)
-    t_eval = None
-    if final_eval:
-        from metrics.evaluate import evaluate
-        t_eval = timed_once(lambda: evaluate(nets, data, cfg, tmp / "run" / "eval", device, log=log), device)
-    phase_end("evaluation")
-
-    # ---- reference pipeline, same process, same batch size and resolution
-    jpeg_paths = reference.pick_jpegs(jpg_dir, s["ref_jpegs"])
-    jpegs = reference.read_bytes(jpeg_paths)
-    phase_start()
-    ref = reference.benchmark_reference(jpegs, B, s["ref_steps"], s["ref_warmup"], device)
-    phase_end("reference")
+def time_reference(b: measure.Bench, jpg_dir: Path) -> dict:
+    """The reference pipeline (benchmarks/reference.py) in this process at the same batch size and resolution,
+    on JPEGs held in memory; with the ratio ours / reference of compute-only images/s."""
+    s = b.s
+    jpegs = reference.read_bytes(reference.pick_jpegs(jpg_dir, s["ref_jpegs"]))
+    b.phases.start()
+    ref = reference.benchmark_reference(jpegs, b.B, s["ref_steps"], s["ref_warmup"], b.device)
+    b.phases.end("reference")
     ref["jpg_dir"] = display_path(jpg_dir)
     ref["jpegs_in_memory"] = len(jpegs)
-    ref["mean_jpeg_kb"] = float(np.mean([len(b) for b in jpegs]) / 1024)
+    ref["mean_jpeg_kb"] = float(np.mean([len(x) for x in jpegs]) / 1024)
     ref["params_published"] = reference.PUBLISHED_PARAMS
     ref["params_ratio_to_published"] = {k: ref["params"][k] / v for k, v in reference.PUBLISHED_PARAMS.items()}
-    ref["issue_figure_images_per_second"] = 39.0  # base repo, measured on the 2-core dev CPU (from the issue)
-    ips["reference_gan_cls_step"] = ref["images_per_second"]
-    ref["speedup_vs_reference_compute_only"] = ips["gan_step"] / ref["compute_images_per_second"]
+    ref["issue_figure_images_per_second"] = ISSUE_FIGURE_IPS
+    b.ips["reference_gan_cls_step"] = ref["images_per_second"]
+    ref["speedup_vs_reference_compute_only"] = b.ips["gan_step"] / ref["compute_images_per_second"]
+    return ref
 
-    # ---- projection of the config's wall time
-    tc = cfg.train
-    spe, bs = tr.steps_per_epoch, tr.bs
+
+def project(b: measure.Bench, gan_key: str, once: dict, config_name: str) -> dict:
+    """Projected wall time of the config: both stages' steps at the measured rates (stage 2 at `gan_key`'s),
+    plus validations, sample grids, checkpoints, the final evaluation and loading (`once`: measure.time_once_costs)."""
+    tc, tr = b.cfg.train, b.tr
+    spe, bs = tr.encoder.steps_per_epoch, tr.encoder.bs
     n_val_enc, n_val_gan = stage_epochs(tc.encoder_epochs, tc.eval_every), stage_epochs(tc.gan_epochs, tc.eval_every)
     parts = {
-        "encoder_training_s": tc.encoder_epochs * spe * bs / ips["encoder_step"],
-        "gan_training_s": tc.gan_epochs * tr.gan_steps_per_epoch * GB / ips[gan_key],
-        "validation_s": n_val_enc * t_val_enc + n_val_gan * (t_val_gan + t_grid),
+        "encoder_training_s": tc.encoder_epochs * spe * bs / b.ips["encoder_step"],
+        "gan_training_s": tc.gan_epochs * tr.gan.steps_per_epoch * b.GB / b.ips[gan_key],
+        "validation_s": n_val_enc * once["validate_encoder_stage"]
+                        + n_val_gan * (once["validate_gan_stage"] + once["sample_grid"]),
         # last.pt every epoch, best.pt at every GAN validation (upper bound), 2 saves at the end, 1 load
-        "checkpoints_s": (tc.encoder_epochs + tc.gan_epochs + n_val_gan + 2) * t_save + t_ckpt_load,
-        "final_evaluation_s": t_eval or 0.0,
-        "data_loading_s": t_load + t_init,
+        "checkpoints_s": (tc.encoder_epochs + tc.gan_epochs + n_val_gan + 2) * once["checkpoint_save"]
+                         + once["checkpoint_load"],
+        "final_evaluation_s": once["final_evaluation"] or 0.0,
+        "data_loading_s": b.t_load + b.t_init,
     }
-    total_s = sum(parts.values())
-    projection = {
+    return {
         "config": config_name, "encoder_epochs": tc.encoder_epochs, "gan_epochs": tc.gan_epochs,
-        "eval_every": tc.eval_every, "n_train": n_train, "batch_size": bs, "steps_per_epoch": spe,
-        "gan_batch_size": GB, "gan_steps_per_epoch": tr.gan_steps_per_epoch,
+        "eval_every": tc.eval_every, "n_train": b.n_train, "batch_size": bs, "steps_per_epoch": spe,
+        "gan_batch_size": b.GB, "gan_steps_per_epoch": tr.gan.steps_per_epoch,
         "validations": {"encoder": n_val_enc, "gan": n_val_gan},
-        "measured_once_s": {"validate_encoder_stage": t_val_enc, "validate_gan_stage": t_val_gan,
-                            "sample_grid": t_grid, "checkpoint_save": t_save, "checkpoint_load": t_ckpt_load,
-                            "final_evaluation": t_eval, "load_data": t_load, "trainer_init": t_init},
-        **parts, "total_s": total_s,
-        "includes": "training steps of both stages at the measured rates; validation (encoder stage: with the "
-                    "kNN monitor; GAN stage: with KID and the sample grid); last.pt every epoch, best.pt at every "
-                    "GAN validation (upper bound), final saves and the reload of best.pt; metrics.evaluate once; "
-                    "loading the data and building the networks",
-        "excludes": "Python/torch start-up and imports, building the HDF5 cache, W&B logging and uploads, "
-                    "per-step stats.jsonl writes, other processes' load on the machine",
+        "measured_once_s": {**once, "load_data": b.t_load, "trainer_init": b.t_init},
+        **parts, "total_s": sum(parts.values()),
+        "includes": PROJECTION_INCLUDES, "excludes": PROJECTION_EXCLUDES,
     }
 
+
+def assemble_results(b: measure.Bench, machine: dict, networks: dict, data_ms: float, ref: dict,
+                     projection: dict, quick: bool, t_start: float) -> dict:
+    """The results dict (the --json file's content); the machine's load average at the end goes in last."""
+    ph = b.phases
     results = {
         "benchmark": "flower-t2i-gan training throughput",
         "mode": "quick" if quick else "full",
         "machine": machine,
-        "batch_size": B, "gan_batch_size": GB, "image_size": size,
-        "settings": s,
-        "images_per_second": ips,
-        "step_ms_median": step_ms,
+        "batch_size": b.B, "gan_batch_size": b.GB, "image_size": b.size,
+        "settings": b.s,
+        "images_per_second": b.ips,
+        "step_ms_median": b.step_ms,
         "networks": networks,
         "data_ms_per_batch": data_ms,
         "peak_rss_mb": peak_rss_mb(),
-        "peak_rss_mb_after_phase": rss_after,
-        "cuda_max_allocated_mb": max(cuda_peaks.values()) if cuda_peaks else None,
-        "cuda_max_allocated_mb_by_phase": cuda_peaks or None,
-        "speedup_vs_reference": ips["gan_step"] / ref["images_per_second"],
-        "projected_default_minutes": total_s / 60,
+        "peak_rss_mb_after_phase": ph.rss_after,
+        "cuda_max_allocated_mb": max(ph.cuda_peaks.values()) if ph.cuda_peaks else None,
+        "cuda_max_allocated_mb_by_phase": ph.cuda_peaks or None,
+        "speedup_vs_reference": b.ips["gan_step"] / ref["images_per_second"],
+        "projected_default_minutes": projection["total_s"] / 60,
         "projection": projection,
         "reference": ref,
-        "data": {"cache": display_path(Path(cfg.data.cache)), **data.split_record()},
+        "data": {"cache": display_path(Path(b.cfg.data.cache)), **b.data.split_record()},
         "benchmark_seconds": time.perf_counter() - t_start,
-        "phase_seconds": phase_s,
+        "phase_seconds": ph.seconds,
     }
-    results["machine"]["loadavg_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    results["machine"]["loadavg_end"] = loadavg()
     return results
-
-
-# ---------------------------------------------------------------- report
-def print_report(res: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-    con = Console()
-    if not con.is_terminal:  # piped / captured: wide enough for the table
-        con = Console(width=120)
-    m = res["machine"]
-    con.print(f"[bold]{res['benchmark']}[/] ({res['mode']}) on {m['device_name']} — {m['cores']} cores, "
-              f"{m['threads']} threads, torch {m['torch']}; load average at start {m['loadavg_start']}")
-    ips, B = res["images_per_second"], res["batch_size"]
-    t = Table(title=f"Throughput at batch {B}, {res['image_size']}x{res['image_size']}")
-    for col in ("measurement", "images/s", "ms/batch", "params"):
-        t.add_column(col, justify="left" if col == "measurement" else "right")
-    t.add_row("encoder stage: full step (encoder_step)", f"{ips['encoder_step']:.1f}",
-              f"{1000 * B / ips['encoder_step']:.0f}", "")
-    t.add_row("GAN stage: full step (gan_step)", f"{ips['gan_step']:.1f}", f"{1000 * B / ips['gan_step']:.0f}", "")
-    if "gan_step_at_gan_batch" in ips:
-        GB = res["gan_batch_size"]
-        t.add_row(f"GAN stage: full step at train.gan_batch_size {GB}", f"{ips['gan_step_at_gan_batch']:.1f}",
-                  f"{1000 * GB / ips['gan_step_at_gan_batch']:.0f}", "")
-    for name, n in res["networks"].items():
-        t.add_row(f"  {name}: forward+backward (forward)",
-                  f"{n['forward_backward_images_per_second']:.0f} ({n['forward_images_per_second']:.0f})",
-                  f"{n['forward_backward_ms']:.1f} ({n['forward_ms']:.1f})", f"{n['params']:,}")
-    t.add_row("data pipeline: crop/flip + captions", "", f"{res['data_ms_per_batch']:.2f}", "")
-    ref = res["reference"]
-    t.add_row("reference: GAN-CLS step incl. JPEG decode", f"{ref['images_per_second']:.1f}",
-              f"{1000 * B / ref['images_per_second']:.0f}",
-              f"G {ref['params']['generator']:,} / D {ref['params']['discriminator']:,}")
-    t.add_row("  reference: compute only", f"{ref['compute_images_per_second']:.1f}", "", "")
-    t.add_row("  reference: data (2 JPEG decodes/item)", "", f"{ref['data_ms_per_batch']:.1f}", "")
-    con.print(t)
-    pr = res["projection"]
-    con.print(f"[bold]ours / reference (full GAN step, images/s): {res['speedup_vs_reference']:.2f}x[/]  "
-              f"(compute only: {ref['speedup_vs_reference_compute_only']:.2f}x; issue's figure for the base repo "
-              f"on the 2-core CPU: {ref['issue_figure_images_per_second']:.0f} images/s)")
-    cuda = res["cuda_max_allocated_mb"]
-    con.print(f"peak memory: RSS {res['peak_rss_mb']:.0f} MB" + (f", CUDA max allocated {cuda:.0f} MB" if cuda else ""))
-    con.print(f"[bold]projected wall time of {pr['config']}: {res['projected_default_minutes']:.1f} min[/] = "
-              f"encoder {pr['encoder_training_s'] / 60:.1f} + GAN {pr['gan_training_s'] / 60:.1f} + validation "
-              f"{pr['validation_s'] / 60:.1f} + checkpoints {pr['checkpoints_s'] / 60:.1f} + final eval "
-              f"{pr['final_evaluation_s'] / 60:.1f} + data {pr['data_loading_s'] / 60:.1f} min "
-              f"({pr['encoder_epochs']} epochs x {pr['steps_per_epoch']} steps of {pr['batch_size']} + "
-              f"{pr['gan_epochs']} x {pr['gan_steps_per_epoch']} of {pr['gan_batch_size']})")
-    con.print(f"benchmark took {res['benchmark_seconds']:.0f} s")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ def train_supervised(cfg, data, epochs: int, device, log=print):
 
     from data_utils.augment import random_crop_flip
     from models.encoder import SourceEncoder
-    from training.trainer import encoder_optimizer, stage_batches, warmup_cosine
+    from training.encoder_stage import encoder_optimizer, stage_batches, warmup_cosine
 
     tc = cfg.train
     torch.manual_seed(tc.seed)
@@ -67,16 +67,15 @@ def main(argv=None) -> int:
     ap.add_argument("overrides", nargs="*", help="dotted config overrides, e.g. train.seed=1")
     args = ap.parse_args(argv)
 
-    import numpy as np
     import torch
     from threadpoolctl import threadpool_limits
 
     from benchmarks.encoder_variants import machine
     from data_utils.dataset import load_data
     from metrics.encoder import encoder_report
-    from metrics.evaluate import embed_images
-    from training.config import ConfigError, build_config
-    from training.run import pick_device
+    from models.inference import embed_all_images
+    from core.config import ConfigError, build_config
+    from core.runtime import pick_device
 
     try:
         cfg = build_config(args.config, dict(o.split("=", 1) for o in args.overrides))
@@ -91,12 +90,9 @@ def main(argv=None) -> int:
     t0 = time.time()
     enc = train_supervised(cfg, data, epochs, device)
     train_s = time.time() - t0
-    allset = data.all_images()
-    with torch.no_grad():
-        feats = embed_images(enc, allset.images, cfg.data.image_size, device)
-    labels = allset.labels.numpy()
-    with threadpool_limits(1, user_api="blas"):  # as metrics.evaluate: a spinning 2nd BLAS thread slows the probe
-        report = encoder_report(feats, labels, np.isin(labels, data.test_classes), k=cfg.eval.knn_k)
+    feats, labels, is_test = embed_all_images(enc, data, cfg.data.image_size, device)
+    with threadpool_limits(1, user_api="blas"):  # as evaluation.evaluate: a spinning 2nd BLAS thread slows the probe
+        report = encoder_report(feats, labels, is_test, k=cfg.eval.knn_k)
     res = {"what": "source encoder architecture trained with train-class labels (reference only)",
            "config": args.config, "overrides": args.overrides, "epochs": epochs,
            "encoder_params": sum(p.numel() for p in enc.parameters()), "train_seconds": round(train_s, 1),

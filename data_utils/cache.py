@@ -15,13 +15,14 @@ Written atomically (temp file + rename), so a cache file that exists is always c
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
+
+from core.files import atomic_write
 
 from .records import DataError, Record, decode_image
 
@@ -71,8 +72,8 @@ def write_cache(out: Path, records: Iterable[Record], *, source_kind: str, finge
         "n_captions": int(sum(len(c) for c in captions)), "n_classes": len(set(labels)),
         "converted_modes": json.dumps(modes), "skipped": json.dumps(skipped),
     }
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
+
+    def write(tmp: Path) -> None:
         with h5py.File(tmp, "w") as f:
             f.create_dataset("images", data=np.stack(images), chunks=(1, size, size, 3))
             f.create_dataset("labels", data=np.asarray(labels, dtype=np.int16))
@@ -80,10 +81,7 @@ def write_cache(out: Path, records: Iterable[Record], *, source_kind: str, finge
             f.create_dataset("captions", data=cap, dtype=h5py.string_dtype())
             f.create_dataset("caption_counts", data=np.array([len(c) for c in captions], dtype=np.int8))
             f.attrs.update(attrs)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write(out, write)
     return attrs
 
 

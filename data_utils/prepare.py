@@ -9,9 +9,12 @@ Idempotent: when the cache already matches its source (fingerprint, schema, imag
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
+
+from core.config import resolve_data_root
 
 from . import aelnouby, official
 from .cache import CACHE_IMAGE_SIZE, SCHEMA_VERSION, read_attrs, write_cache
@@ -43,6 +46,14 @@ def prepare(source: Path, out: Path, *, force: bool = False, skip_bad: bool = Fa
     return attrs
 
 
+def ensure_cache(dc, log=print) -> None:
+    """dc: DataConfig. Build the HDF5 cache from the data folder when it is missing or stale (idempotent,
+    atomic); an existing cache is used as it is when no data folder is named (data.root, $OXFORD102_DIR)."""
+    if Path(dc.cache).is_file() and not dc.root and not os.environ.get("OXFORD102_DIR"):
+        return
+    prepare(resolve_data_root(dc.root), Path(dc.cache), log=log)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--source", help="official-layout folder or aelnouby flowers.hdf5 "
@@ -59,7 +70,6 @@ def main(argv: list[str] | None = None) -> int:
             from .download import download_oxford102
             source = download_oxford102(Path(args.download_dir))
         else:
-            from training.config import resolve_data_root
             source = Path(args.source) if args.source else resolve_data_root("")
         prepare(source, Path(args.out), force=args.force, skip_bad=args.skip_bad)
     except (DataError, FileNotFoundError) as e:

@@ -18,12 +18,9 @@ class Discriminator(nn.Module):
     (projection discriminator, Miyato & Koyama 2018), so a real image with a caption of another
     image scores lower than with its own caption. With rep_dim > 0 the source representation r (N, rep_dim)
     is projected the same way and added, <rep_proj(r), h>: D then also judges whether the image fits r.
-    With `patch` D also scores every patch of the image on its own, real or generated (unconditional): a 1x1 SN conv
-    on the third conv's map (N, 4d, 8, 8), whose units see 22x22-px patches, gives (N, 64) patch logits
-    (PatchGAN, Isola et al. 2017): local realism is judged 64 times per image instead of once in the pooled sum.
     """
 
-    def __init__(self, width: int, text_dim: int, rep_dim: int = 0, patch: bool = False):
+    def __init__(self, width: int, text_dim: int, rep_dim: int = 0):
         super().__init__()
         d = width
         self.body = nn.Sequential(_sn_conv(3, d), nn.LeakyReLU(0.2), _sn_conv(d, 2 * d), nn.LeakyReLU(0.2),
@@ -33,18 +30,10 @@ class Discriminator(nn.Module):
         self.linear = spectral_norm(nn.Linear(8 * d, 1))
         self.text_proj = spectral_norm(nn.Linear(text_dim, 8 * d))
         self.rep_proj = spectral_norm(nn.Linear(rep_dim, 8 * d)) if rep_dim else None
-        self.patch = spectral_norm(nn.Conv2d(4 * d, 1, 1)) if patch else None
 
     def features(self, img: torch.Tensor) -> torch.Tensor:
         """img: (N, 3, 64, 64) -> (N, 8d) pooled image features h (text-independent)."""
         return self.body(img).sum(dim=(2, 3))
-
-    def features_and_patches(self, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """img: (N, 3, 64, 64) -> h (N, 8d) as `features`, and patch logits (N, 64) from the same pass (needs patch)."""
-        if self.patch is None:
-            raise ValueError("Discriminator: patch logits need a discriminator built with patch=True")
-        x = self.body[:6](img)  # three stride-2 convs: (N, 4d, 8, 8)
-        return self.body[6:](x).sum(dim=(2, 3)), self.patch(x).flatten(1)
 
     def logits(self, h: torch.Tensor, text: torch.Tensor, rep: torch.Tensor | None = None) -> torch.Tensor:
         """h: (N, 8d) from `features`, text: (N, text_dim), rep: (N, rep_dim) or None -> (N,) logits. One

@@ -1,4 +1,4 @@
-"""Tests of training.config: defaults, YAML files, dotted overrides, validation, round trip, data root."""
+"""Tests of core.config: defaults, YAML files, dotted overrides, validation, round trip, data root."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from training.config import (
+from core.config import (
+    REMOVED_AT,
+    REMOVED_KEYS,
     Config,
     ConfigError,
     DataConfig,
@@ -31,7 +33,6 @@ def test_defaults_validate():
     cfg = Config()
     validate(cfg)
     assert cfg.train.encoder_epochs + cfg.train.gan_epochs <= 200
-    assert cfg.train.gan_loss in ("hinge", "bce")
     assert (cfg.data.n_train_classes, cfg.data.n_test_classes, cfg.data.seed) == (20, 5, 0)
     assert build_config() == cfg
 
@@ -52,15 +53,15 @@ def test_experiment_files_load():
 def test_yaml_override_then_cli(tmp_path):
     path = tmp_path / "exp.yaml"
     path.write_text(yaml.safe_dump({"data": {"seed": 5, "val_fraction": 0.2},
-                                    "train": {"gan_loss": "bce", "lr_g": "3e-4", "gan_epochs": 100},
+                                    "train": {"diffaug": "color", "lr_g": "3e-4", "gan_epochs": 100},
                                     "wandb": {"tags": "a,b"}}))
     cfg = build_config(str(path))
     assert (cfg.data.seed, cfg.data.val_fraction) == (5, 0.2)
-    assert (cfg.train.gan_loss, cfg.train.lr_g, cfg.train.gan_epochs) == ("bce", 3e-4, 100)
+    assert (cfg.train.diffaug, cfg.train.lr_g, cfg.train.gan_epochs) == ("color", 3e-4, 100)
     assert isinstance(cfg.train.lr_g, float) and cfg.wandb.tags == "a,b"
     assert cfg.train.lr_d == Config().train.lr_d  # untouched keys keep their defaults
     cfg = build_config(str(path), parse_overrides(["--data.seed=3", "--train.lr_g", "1e-4"]))
-    assert cfg.data.seed == 3 and cfg.train.lr_g == 1e-4 and cfg.train.gan_loss == "bce"
+    assert cfg.data.seed == 3 and cfg.train.lr_g == 1e-4 and cfg.train.diffaug == "color"
 
 
 def test_yaml_errors(tmp_path):
@@ -140,8 +141,10 @@ def test_validate_rejects():
     assert cfg.train.encoder_epochs + cfg.train.gan_epochs == 200
     with pytest.raises(ConfigError, match="200"):
         build_config(overrides={"train.encoder_epochs": 100, "train.gan_epochs": 101})
-    with pytest.raises(ConfigError, match="train.gan_loss"):
-        build_config(overrides={"train.gan_loss": "wgan"})
+    with pytest.raises(ConfigError, match="train.diffaug"):
+        build_config(overrides={"train.diffaug": "color,blur"})
+    with pytest.raises(ConfigError, match="model.g_upsample"):
+        build_config(overrides={"model.g_upsample": "subpixel"})
     with pytest.raises(ConfigError, match="wandb.mode"):
         build_config(overrides={"wandb.mode": "sometimes"})
     with pytest.raises(ConfigError, match="data.val_fraction"):
@@ -155,10 +158,10 @@ def test_validate_rejects():
 
 
 def test_to_dict_from_dict_round_trip(tmp_path):
-    cfg = build_config(overrides={"data.seed": 7, "train.lr_g": 1e-4, "train.gan_loss": "bce",
+    cfg = build_config(overrides={"data.seed": 7, "train.lr_g": 1e-4, "train.diffaug": "color",
                                   "run.name": "abc", "model.g_ratio": 0.25, "data.limit_per_class": 3})
     d = to_dict(cfg)
-    assert d["data"]["seed"] == 7 and d["train"]["gan_loss"] == "bce"
+    assert d["data"]["seed"] == 7 and d["train"]["diffaug"] == "color"
     assert set(d) == {f.name for f in dataclasses.fields(Config)}
     assert from_dict(d) == cfg
     path = tmp_path / "config.yaml"  # as a run directory stores it
@@ -179,6 +182,59 @@ def test_saved_configs_with_retired_keys_still_load():
         build_config(overrides={"eval.fid_samples": 500})
     with pytest.raises(ConfigError, match="eval.fid_samples"):
         apply_dict(Config(), {"eval": {"fid_samples": 500}}, source="experiments/x.yaml")
+
+
+@pytest.mark.parametrize("key,value", [
+    ("model.g_noise", "true"), ("model.g_noise", "false"), ("model.g_skip", "false"), ("model.g_cond_norm", "true"),
+    ("model.d_patch", "false"), ("train.gan_loss", "hinge"), ("train.gan_loss", "bce"), ("train.distill_aug", ""),
+    ("train.view_scale_min", "0.5"), ("train.view_jitter", "0"), ("train.local_crops", "2"),
+    ("train.local_size", "32"), ("train.mix_weight", "0.5"), ("train.mix_alpha", "1"), ("train.text_rep_prob", "1"),
+    ("train.text_rep_prob", "0.5"),
+])
+def test_removed_keys_in_overrides_fail_naming_the_key(key, value):
+    """New input (command line, YAML) naming a removed option fails, even at its old default, naming the key."""
+    with pytest.raises(ConfigError, match=rf"'{re.escape(key)}'.*was removed.*{REMOVED_AT}"):
+        build_config(overrides=parse_overrides([f"--{key}={value}"]))
+    sec, name = key.split(".")
+    with pytest.raises(ConfigError, match=rf"x\.yaml.*'{re.escape(key)}'.*was removed"):
+        apply_dict(Config(), {sec: {name: value}}, source="experiments/x.yaml")
+
+
+def test_removed_keys_in_yaml_fail_naming_the_key(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump({"model": {"g_noise": False}, "train": {"lr_g": 1e-4}}))
+    with pytest.raises(ConfigError, match=r"exp\.yaml.*'model\.g_noise'.*was removed"):
+        build_config(str(path))
+
+
+def test_removed_keys_at_their_old_default_are_dropped_from_saved_configs(tmp_path):
+    """Checkpoints and run folders of older versions hold the removed options at their "off" value: they load."""
+    want = build_config(overrides={"eval.knn_k": 7, "train.lr_g": 1e-4})
+    d = to_dict(want)
+    d["model"].update(g_noise=False, g_skip=False, g_cond_norm=True, d_patch=False)
+    d["train"].update(gan_loss="hinge", distill_aug="", view_scale_min=1.0, view_jitter=0.0, mix_weight=0.0,
+                      mix_alpha=1.0, local_crops=0, local_size=32, text_rep_prob=1.0)
+    assert from_dict(d) == want
+    path = tmp_path / "config.yaml"  # as a run directory stores it
+    path.write_text(yaml.safe_dump(d))
+    assert from_dict(load_yaml(path)) == want
+    assert {f"model.{k}" for k in ("g_noise", "g_skip", "g_cond_norm", "d_patch")} <= set(REMOVED_KEYS)
+
+
+@pytest.mark.parametrize("key,value", [
+    ("model.g_noise", True), ("model.g_skip", True), ("model.g_cond_norm", False), ("model.d_patch", True),
+    ("train.gan_loss", "bce"), ("train.distill_aug", "color"), ("train.view_scale_min", 0.5),
+    ("train.view_jitter", 0.4), ("train.mix_weight", 0.5), ("train.local_crops", 2), ("train.text_rep_prob", 0.5),
+])
+def test_removed_keys_at_another_value_fail_in_saved_configs(key, value):
+    """A saved config that used a removed option cannot be rebuilt faithfully: a ConfigError naming the key."""
+    d = to_dict(Config())
+    sec, name = key.split(".")
+    d["model"]["g_noise"] = False  # others at their old default do not mask the one that is on
+    d["train"]["gan_loss"] = "hinge"
+    d[sec][name] = value
+    with pytest.raises(ConfigError, match=rf"'{re.escape(key)}'.*was removed.*{REMOVED_AT}"):
+        from_dict(d)
 
 
 def test_apply_dict_rejects_non_mapping():

@@ -20,14 +20,14 @@ import torch
 from PIL import Image
 
 from data_utils import aelnouby, official
-from data_utils.augment import center_crop, color_jitter, random_crop_flip, random_resized_crop, to_float
+from data_utils.augment import center_crop, random_crop_flip, to_float
 from data_utils.cache import SCHEMA_DOC, SCHEMA_VERSION, load_cache, write_cache
 from data_utils.dataset import load_data
 from data_utils.prepare import prepare
 from data_utils.records import DataError, Record, decode_image
 from data_utils.split import holdout, split_classes
 from data_utils.text import UNK, Vocab, is_junk, tokenize
-from training.config import DataConfig
+from core.config import DataConfig
 
 FULL_ROOT = Path(__file__).resolve().parents[1].parent / "shared/data/oxford102"
 ATTR_KEYS = {"schema_version", "schema", "source_kind", "source_fingerprint", "image_size", "n_images",
@@ -618,41 +618,6 @@ def test_center_crop_and_range(mini_cache):
     for i in range(3):
         assert torch.equal(same[i], f[i]) or torch.equal(same[i], f[i].flip(-1))
 
-
-
-def test_random_resized_crop_geometry():
-    g0 = torch.Generator().manual_seed(1)
-    x = torch.randint(0, 256, (32, 3, 72, 72), dtype=torch.uint8, generator=g0)
-    # full area, square: the whole image resampled to 64 px, mirrored for about half the batch
-    full = random_resized_crop(x, 64, (1.0, 1.0), (1.0, 1.0), generator=torch.Generator().manual_seed(2))
-    ref = torch.nn.functional.interpolate(to_float(x), size=64, mode="bilinear", align_corners=False)
-    same = [(full[i] - ref[i]).abs().max() < 1e-4 for i in range(32)]
-    mirrored = [(full[i] - ref[i].flip(-1)).abs().max() < 1e-4 for i in range(32)]
-    assert all(a or b for a, b in zip(same, mirrored)) and any(same) and any(mirrored)
-    # a quadrant-sized crop of an image whose left and right halves differ sees only part of it
-    half = torch.zeros(32, 3, 72, 72, dtype=torch.uint8)
-    half[..., 36:] = 255
-    small = random_resized_crop(half, 64, (0.25, 0.25), (1.0, 1.0), generator=torch.Generator().manual_seed(3))
-    assert small.shape == (32, 3, 64, 64) and small.min() >= -1 and small.max() <= 1
-    assert (small.mean(dim=(1, 2, 3)).abs() > 0.2).any()  # some crops lie (mostly) on one side
-    assert small.is_contiguous(memory_format=torch.channels_last)
-    assert not torch.equal(full, random_resized_crop(x, 64, (1.0, 1.0), (1.0, 1.0),
-                                                     generator=torch.Generator().manual_seed(9)))
-
-
-def test_color_jitter_changes_intensity_but_not_hue():
-    x = to_float(torch.randint(0, 256, (64, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)))
-    assert color_jitter(x, 0.0) is x
-    y = color_jitter(x, 0.4, generator=torch.Generator().manual_seed(1))
-    assert y.shape == x.shape and y.min() >= -1 and y.max() <= 1
-    scale = (y.std(dim=(1, 2, 3)) / x.std(dim=(1, 2, 3)))  # per-image contrast changed, differently per image
-    assert (scale - 1).abs().max() > 0.05 and scale.std() > 0.01
-    # hue kept: per pixel, the order of R, G, B never flips (clamping may only make two equal)
-    for a, b in ((0, 1), (1, 2), (0, 2)):
-        assert ((x[:, a] > x[:, b]) & (y[:, a] < y[:, b])).sum() == 0
-    gray = x[:, :1].expand(-1, 3, -1, -1)  # a gray image stays gray
-    g = color_jitter(gray, 0.4, generator=torch.Generator().manual_seed(2))
-    assert (g - g[:, :1]).abs().max() < 1e-6
 
 # ----------------------------------------------------------------------------------------------- full data
 

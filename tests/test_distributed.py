@@ -19,7 +19,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from training.checkpoint import load_checkpoint
+from core.io import load_checkpoint
 from training.distributed import average_gradients
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""The evaluation network, the metric table, and `python -m metrics.evaluate` on a real tiny run and on bad input."""
+"""The evaluation network, the metric table, and `python -m app.evaluate` on a real tiny run and on bad input."""
 from __future__ import annotations
 
 import json
@@ -12,8 +12,8 @@ import pytest
 import torch
 import yaml
 
-from metrics.evaluator import EvaluatorSpec, load_or_train, stratified_holdout, train_evaluator
-from metrics.report import fmt, table_rows
+from evaluation.evaluator import EvaluatorSpec, load_or_train, stratified_holdout, train_evaluator
+from evaluation.report import fmt, table_rows
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = EvaluatorSpec(epochs=6, width=8)
@@ -126,7 +126,7 @@ def tiny_run(mini_root, mini_cache, tmp_path_factory) -> Path:
 
 
 def _evaluate(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "metrics.evaluate", *args], cwd=REPO, env=_env(),
+    return subprocess.run([sys.executable, "-m", "app.evaluate", *args], cwd=REPO, env=_env(),
                           capture_output=True, text=True, timeout=600)
 
 
@@ -228,7 +228,7 @@ def test_evaluate_truncation_reaches_every_sample(tiny_run, tmp_path):
 
 
 def test_recognition_rates_among_candidate_sets():
-    from metrics.judge import recognition_rates
+    from evaluation.judge import recognition_rates
     classes = [1, 2, 3, 4]
     logits = np.array([[0.0, 5.0, 1.0, 0.0],   # label 3: argmax over all is 2; among {3, 4} it is 3
                        [0.0, 0.0, 0.0, 9.0],   # label 4: right everywhere
@@ -245,7 +245,7 @@ def test_recognition_rates_among_candidate_sets():
 
 
 def test_evalnet_depth_follows_the_input_size():
-    from metrics.evaluator import EvalNet
+    from evaluation.evaluator import EvalNet
 
     def strides(net):
         return [m.stride[0] for m in net.body if isinstance(m, torch.nn.Conv2d)]
@@ -264,7 +264,7 @@ def test_judge_is_trained_once_per_cache_and_scores_each_sample_set(mini_cache, 
     import shutil
 
     from data_utils.augment import center_crop
-    from metrics.judge import judge_path, judge_report, load_judge
+    from evaluation.judge import judge_path, judge_report, load_judge
     torch.set_num_threads(1)
     cache = tmp_path / "flowers.h5"
     shutil.copy(mini_cache, cache)

@@ -13,8 +13,8 @@ from models.discriminator import Discriminator
 from models.encoder import SourceEncoder
 from models.generator import Generator
 from models.text_encoder import TextEncoder
-from training.config import Config, ModelConfig, apply_dict
-from training.networks import (
+from core.config import Config, ModelConfig, apply_dict
+from models.build import (
     RATIO_TOLERANCE, build_networks, count_params, generator_widths, param_table, size_on_disk,
 )
 
@@ -173,22 +173,6 @@ def test_discriminator_with_representation_projection():
         plain(img, t, r)
 
 
-def test_discriminator_patch_logits_come_from_the_same_pass():
-    plain, d = Discriminator(width=8, text_dim=14), Discriminator(width=8, text_dim=14, patch=True)
-    assert count_params(d) - count_params(plain) == 4 * 8 + 1  # a 1x1 conv from 4d channels to one logit
-    d.eval()
-    img = torch.rand(4, 3, 64, 64) * 2 - 1
-    h, p = d.features_and_patches(img)
-    assert p.shape == (4, 64) and torch.allclose(h, d.features(img), atol=1e-6)
-    local = img.clone()
-    local[:, :, :8, :8] = -local[:, :, :8, :8]  # change only the top-left corner
-    p2 = d.features_and_patches(local)[1].view(4, 8, 8)
-    changed = (p2 - p.view(4, 8, 8)).abs().amax(0) > 0
-    assert changed[0, 0] and not changed[4:, 4:].any()  # a patch logit sees its own neighbourhood only
-    with pytest.raises(ValueError, match="patch"):
-        plain.features_and_patches(img)
-
-
 # ---------------------------------------------------------------- parameter budget
 def _tiny_model_config() -> ModelConfig:
     cfg = Config()
@@ -208,13 +192,8 @@ VARIED = [
     dict(enc_width=48, embed_dim=256, g_width=16),
     dict(enc_width=16, embed_dim=256, g_width=64),
     dict(enc_width=24, embed_dim=64, g_width=64, cond_dim=32, text_dim=96),
-    dict(g_cond_norm=False),  # the plain generator (the default is conditional norm in every block)
-    dict(enc_width=16, embed_dim=256, g_width=64, g_cond_norm=False),
-    dict(g_noise=True),  # per-pixel noise injection (learned per-channel scales)
-    dict(g_upsample="nearest,nearest,subpixel,subpixel"),  # learned upsampling in the last two blocks (4x params)
-    dict(g_upsample="subpixel"),  # learned in all four: does not fit at width 48, so a narrower generator
-    dict(g_skip=True),  # RGB from every resolution
-    dict(enc_width=16, embed_dim=64, g_width=16, g_upsample="nearest,bilinear,nearest,subpixel", g_skip=True),
+    dict(g_upsample="bilinear"),  # the mode has no parameters: the same widths as nearest
+    dict(enc_width=16, embed_dim=64, g_width=16, g_upsample="nearest,bilinear,nearest,bilinear"),
     dict(enc_depth=2),  # two residual blocks per encoder stage: a larger encoder, so a larger generator
     dict(enc_width=16, embed_dim=64, g_width=16, enc_depth=3),
 ]
@@ -227,8 +206,6 @@ def test_generator_is_half_the_encoder(kw):
     assert mc.g_ratio == 0.5
     nets = build_networks(mc, vocab_size=300)
     assert abs(_ratio(nets) - 0.5) <= 0.01 * 0.5
-    assert nets.generator.cond_norm == mc.g_cond_norm and nets.generator.noise == mc.g_noise
-    assert nets.generator.skip == mc.g_skip
     assert ",".join(b.mode for b in nets.generator.blocks) in (mc.g_upsample, ",".join([mc.g_upsample] * 4))
     assert nets.encoder.embed_dim == mc.embed_dim and nets.text_encoder.text_dim == mc.text_dim
     # the networks fit together: G consumes T's encoding and E's representation, D scores G's images
@@ -247,34 +224,15 @@ def test_tiny_config_is_the_tiny_experiment():
     assert (mc.enc_width, mc.embed_dim, mc.g_width) == (12, 32, 8)  # read from the YAML, not defaults
 
 
-@pytest.mark.parametrize("cond_norm", [True, False])
-def test_generator_widths_prefers_g_width_and_hits_target(cond_norm):
-    mc = ModelConfig(g_cond_norm=cond_norm)
+@pytest.mark.parametrize("upsample", ["nearest", "bilinear,nearest,nearest,bilinear"])
+def test_generator_widths_prefers_g_width_and_hits_target(upsample):
+    mc = ModelConfig(g_upsample=upsample)
     for target, same_width in ((666_992, True), (100_000, False)):  # default budget; one too small for w=32
         w, m = generator_widths(target, mc, mc.text_dim)
         assert (w == mc.g_width) is same_width and m >= 16
         size = count_params(Generator(w, m, mc.noise_dim, mc.cond_dim, mc.embed_dim, mc.text_dim,
-                                      cond_norm=cond_norm))
+                                      upsample=upsample))
         assert abs(size - target) / target <= RATIO_TOLERANCE
-
-
-def test_noise_injection_starts_silent_is_fresh_in_training_and_fixed_in_eval():
-    g = Generator(16, 32, 8, 8, 16, 12, noise=True)
-    z, c, r = torch.randn(4, 8), torch.randn(4, 8), torch.randn(4, 16)
-    g.eval()
-    plain = Generator(16, 32, 8, 8, 16, 12, noise=False).eval()
-    plain.load_state_dict({k: v for k, v in g.state_dict().items() if "noise" not in k})
-    assert torch.equal(g.synthesize(z, c, r), plain.synthesize(z, c, r))  # scales start at zero: no effect
-    for block in g.blocks:
-        block.noise_scale.data.fill_(0.5)
-    a, b = g.synthesize(z, c, r), g.synthesize(z, c, r)
-    assert torch.equal(a, b) and not torch.allclose(a, plain.synthesize(z, c, r), atol=1e-3)  # eval: fixed noise
-    g.train()
-    a, b = g.synthesize(z, c, r), g.synthesize(z, c, r)
-    assert not torch.allclose(a, b, atol=1e-3)  # training: fresh noise per call
-    assert [blk.const_noise.shape[-1] for blk in g.blocks] == [8, 16, 32, 64]
-    assert "blocks.0.const_noise" in g.state_dict() and count_params(g) == count_params(plain) + sum(
-        blk.noise_scale.numel() for blk in g.blocks)
 
 
 def test_param_table_rows():
@@ -313,73 +271,40 @@ def test_generator_upsampling_modes_share_parameters_and_differ_in_output():
     assert a.shape == b.shape == (4, 3, 64, 64) and not torch.allclose(a, b)
     with pytest.raises(ValueError, match="bicubic.*one per block"):
         Generator(16, 32, 8, 8, 16, 16, upsample="bicubic")
-    from training.config import ConfigError, build_config
-    for bad in ("bicubic", "nearest,nearest,subpixel", "nearest,nearest,nearest,bicubic"):
+    from core.config import ConfigError, build_config
+    with pytest.raises(ValueError, match="subpixel.*one per block"):  # sub-pixel upsampling was removed
+        Generator(16, 32, 8, 8, 16, 16, upsample="nearest,nearest,subpixel,subpixel")
+    for bad in ("bicubic", "subpixel", "nearest,nearest,subpixel", "nearest,nearest,nearest,bicubic",
+                "nearest,nearest,subpixel,subpixel"):
         with pytest.raises(ConfigError, match=f"model.g_upsample.*{bad}"):
             build_config(None, {"model.g_upsample": bad})
     mixed = Generator(16, 32, 8, 8, 16, 16, upsample="bilinear, nearest,nearest,nearest")  # spaces allowed
     assert [b.mode for b in mixed.blocks] == ["bilinear", "nearest", "nearest", "nearest"]
 
 
-def test_subpixel_upsampling_starts_as_nearest_and_learns_per_phase():
-    """Sub-pixel blocks: the conv runs at the low resolution with 4x outputs (ICNR init: all four sub-pixel phases
-    share a kernel, so the block starts as nearest upsampling of a low-resolution conv)."""
-    torch.manual_seed(0)
-    near = Generator(16, 32, 8, 8, 16, 16)
-    sub = Generator(16, 32, 8, 8, 16, 16, upsample="nearest,nearest,subpixel,subpixel")
-    assert [b.mode for b in sub.blocks] == ["nearest", "nearest", "subpixel", "subpixel"]
-    extra = sum(3 * b.conv.weight.numel() for b in near.blocks[2:])  # 4x the conv of the last two blocks
-    assert count_params(sub) - count_params(near) == extra
-    block = sub.blocks[3]
-    x = torch.randn(2, block.conv.in_channels, 32, 32)
-    h = F.pixel_shuffle(block.conv(x), 2)  # (2, cout, 64, 64)
-    low = F.conv2d(x, block.conv.weight[::4], padding=1)  # one kernel per output channel, at 32 px
-    torch.testing.assert_close(h, F.interpolate(low, scale_factor=2.0, mode="nearest"))
-    assert block(x).shape == (2, block.conv.out_channels // 4, 64, 64)
-    # the phases are separate parameters: a loss on one phase's pixels moves only that phase's kernels
-    s = torch.randn(2, block.affine.in_features) if block.affine is not None else None
-    block.eval()(x, s)[..., ::2, ::2].square().mean().backward()  # eval: BatchNorm does not mix the phases
-    g = block.conv.weight.grad.view(block.conv.out_channels // 4, 4, -1)
-    assert g[:, 0].abs().sum() > 0 and torch.equal(g[:, 1:], torch.zeros_like(g[:, 1:]))  # only phase (0, 0)
-
-
-def test_skip_generator_sums_every_resolution():
-    """g_skip: 1x1 RGB convs on the 8, 16 and 32 px blocks, upsampled and added to the 64 px RGB before the tanh;
-    with them at zero the output is the plain generator's."""
-    torch.manual_seed(0)
-    plain, skip = Generator(16, 32, 8, 8, 16, 16).eval(), Generator(16, 32, 8, 8, 16, 16, skip=True).eval()
-    assert [m.in_channels for m in skip.skip_rgb] == [b.conv.out_channels for b in skip.blocks[:3]]
-    assert count_params(skip) - count_params(plain) == sum(3 * m.in_channels + 3 for m in skip.skip_rgb)
-    skip.load_state_dict(plain.state_dict(), strict=False)
-    z, t, r = torch.randn(4, 8), torch.randn(4, 16), torch.randn(4, 16)
-    c = plain.condition(t)[1]
-    assert not torch.allclose(skip.synthesize(z, c, r), plain.synthesize(z, c, r))
-    for m in skip.skip_rgb:
-        nn.init.zeros_(m.weight)
-        nn.init.zeros_(m.bias)
-    torch.testing.assert_close(skip.synthesize(z, c, r), plain.synthesize(z, c, r))
-    skip.train()
-    skip.synthesize(z, c, r).square().mean().backward()
-    for i, m in enumerate(skip.skip_rgb):  # every resolution's RGB reaches the image
-        assert m.bias.grad.abs().sum() > 0, f"skip {i}"
-
-
 def test_generator_conditional_norm_starts_plain_and_reaches_every_block():
     torch.manual_seed(0)
-    plain, cond = Generator(16, 32, 8, 8, 16, 16).eval(), Generator(16, 32, 8, 8, 16, 16, cond_norm=True).eval()
-    affine = {k for k in cond.state_dict() if ".affine." in k}
+    g = Generator(16, 32, 8, 8, 16, 16).eval()
+    affine = {k for k in g.state_dict() if ".affine." in k}
     assert len(affine) == 8  # a (weight, bias) pair per block
-    # plain BatchNorm's scale/shift are parameters; the conditional ones come from s = (c, r) (8 + 16 dims)
-    extra = sum(2 * (8 + 16 + 1) * b.conv.out_channels - 2 * b.conv.out_channels for b in plain.blocks)
-    assert count_params(cond) - count_params(plain) == extra
-    shared = {k: v for k, v in plain.state_dict().items() if k in cond.state_dict()}
-    cond.load_state_dict(shared, strict=False)
+    # the BatchNorms have no parameters of their own: scale and shift come from s = (c, r) (8 + 16 dims)
+    assert all(not list(b.bn.parameters()) for b in g.blocks)
+    assert [b.affine.in_features for b in g.blocks] == [8 + 16] * 4
+    assert sum(b.affine.weight.numel() + b.affine.bias.numel() for b in g.blocks) == sum(
+        2 * (8 + 16 + 1) * b.conv.out_channels for b in g.blocks)
+    # zero-initialised affine: every block starts as a plain BatchNorm (unit scale, zero shift), whatever s is
+    for block, size in zip(g.blocks, (4, 8, 16, 32)):
+        x = torch.randn(2, block.conv.in_channels, size, size)
+        plain = F.relu(block.bn(block.conv(F.interpolate(x, scale_factor=2.0, mode=block.mode))))
+        torch.testing.assert_close(block(x, torch.randn(2, 24)), plain)
+        torch.testing.assert_close(block(x, torch.randn(2, 24)), block(x, torch.zeros(2, 24)))
     z, t, r = torch.randn(4, 8), torch.randn(4, 16), torch.randn(4, 16)
-    c = plain.condition(t)[1]
-    torch.testing.assert_close(cond.synthesize(z, c, r), plain.synthesize(z, c, r))  # zero-initialised affine
-    cond.train()
-    cond.synthesize(z, c, r).square().mean().backward()
-    for i, block in enumerate(cond.blocks):  # the condition reaches every resolution
+    c = g.condition(t)[1]
+    g.train()
+    g.synthesize(z, c, r).square().mean().backward()
+    for i, block in enumerate(g.blocks):  # the condition reaches every resolution
         assert block.affine.weight.grad.abs().sum() > 0, f"block {i}"
-    with pytest.raises(ValueError, match="condition"):
-        cond.blocks[0](torch.randn(2, 64, 4, 4))
+    g.eval()
+    before = g.synthesize(z, c, r)
+    nn.init.normal_(g.blocks[-1].affine.weight, std=0.1)  # a learned affine: the condition changes the image
+    assert not torch.allclose(before, g.synthesize(z, c, r))

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tracking.media import real_vs_generated_grid
+from evaluation.figures import real_vs_generated_grid
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -19,7 +19,7 @@ import yaml
 from tracking.best_run import BestRunError, best_run
 from tracking.sweep import SWEEP_METRIC, SweepError, load_sweep, preflight, validate_sweep
 from tracking.tracker import Tracker, TrackingError, flatten_config, has_credentials, resolve_mode
-from training.config import Config, WandbConfig, to_dict
+from core.config import REMOVED_KEYS, Config, WandbConfig, build_config, to_dict
 
 REPO = Path(__file__).resolve().parents[1]
 FAKE_KEY = "flowersTEST0123456789abcdef0123456789abcd"  # 40 chars like a real key; never valid
@@ -46,7 +46,7 @@ def _write(path: Path, data) -> Path:
 
 # --------------------------------------------------------------------------- sweep.yaml validation
 def test_real_sweep_yaml_validates(monkeypatch):
-    from training.run import SWEEP_METRIC as RUNNER_METRIC
+    from app.run import SWEEP_METRIC as RUNNER_METRIC
     cfg = validate_sweep(load_sweep(REPO / "sweep.yaml"), "sweep.yaml")
     monkeypatch.chdir(REPO)
     cmd = cfg["command"]
@@ -57,15 +57,16 @@ def test_real_sweep_yaml_validates(monkeypatch):
     assert cfg["metric"] == {"name": RUNNER_METRIC, "goal": "maximize"}
     assert cfg["method"] == "bayes" and cfg["early_terminate"]["type"] == "hyperband"
     params = cfg["parameters"]
-    assert {"train.gan_loss", "train.diffaug", "model.enc_width", "model.d_width", "train.lr_g",
-            "train.lr_d"} <= set(params)
+    assert {"train.diffaug", "model.d_width", "train.lr_g", "train.lr_d"} <= set(params)
     assert params["train.lr_g"]["distribution"] == "log_uniform_values"
-    assert "" in params["train.diffaug"]["values"]  # DiffAugment off is one of the variants
+    assert not set(params) & set(REMOVED_KEYS)  # options measured and removed are not searched
+    for policy in params["train.diffaug"]["values"]:  # every DiffAugment variant is one the runner accepts
+        build_config(overrides={"train.diffaug": policy})
 
 
 BASE = {"program": "run_experiment.py", "method": "random",
         "metric": {"name": "eval/score", "goal": "maximize"},
-        "parameters": {"train.gan_loss": {"values": ["hinge", "bce"]}}}
+        "parameters": {"train.diffaug": {"values": ["color,translation,cutout", "translation"]}}}
 
 
 def _variant(**changes) -> dict:
@@ -127,8 +128,8 @@ def test_malformed_yaml_and_cli(tmp_path):
     ok = str(_write(tmp_path / "ok.yaml", BASE))
     p = _sweep([ok, "--count", "1", "--runs-dir", str(tmp_path / "runs"), "--", "--train.lr_gg=1"])
     assert p.returncode == 2 and "train.lr_gg" in p.stderr
-    p = _sweep([ok, "--count", "1", "--runs-dir", str(tmp_path / "runs"), "--", "--train.gan_loss=bce"])
-    assert p.returncode == 2 and "swept parameter 'train.gan_loss'" in p.stderr
+    p = _sweep([ok, "--count", "1", "--runs-dir", str(tmp_path / "runs"), "--", "--train.diffaug=color"])
+    assert p.returncode == 2 and "swept parameter 'train.diffaug'" in p.stderr
     assert not (tmp_path / "runs").exists()
 
 
@@ -266,11 +267,11 @@ def _index(folder: Path) -> dict:
 
 
 def test_grid_sweep_with_crashing_trial_and_best_run(tmp_path, mini_root, mini_cache):
-    from training.checkpoint import load_checkpoint
+    from core.io import load_checkpoint
     sweep_file = _write(tmp_path / "grid.yaml", {
         "program": "run_experiment.py", "method": "grid", "metric": {"name": "eval/score", "goal": "maximize"},
         # the middle value has the right type but the runner rejects it: exit 2, the sweep goes on
-        "parameters": {"train.gan_loss": {"values": ["hinge", "not_a_loss", "bce"]}}})
+        "parameters": {"train.diffaug": {"values": ["color,translation,cutout", "color,blur", "translation"]}}})
     runs = tmp_path / "runs"
     # an API key in the environment (offline runs never use it) must not end up in any file
     p = _sweep([str(sweep_file), "--runs-dir", str(runs), "--", *_trial_args(mini_root, mini_cache)],
@@ -284,30 +285,30 @@ def test_grid_sweep_with_crashing_trial_and_best_run(tmp_path, mini_root, mini_c
     sid = index["sweep_id"]
     assert folder.name == sid and index["method"] == "grid" and index["metric"]["name"] == "eval/score"
     trials = index["trials"]
-    assert [t["params"]["train.gan_loss"] for t in trials] == ["hinge", "not_a_loss", "bce"]
+    assert [t["params"]["train.diffaug"] for t in trials] == ["color,translation,cutout", "color,blur", "translation"]
     assert [t["status"] for t in trials] == ["finished", "failed", "finished"]
     assert [t["name"] for t in trials] == [f"{sid}-1", f"{sid}-2", f"{sid}-3"]
     bad = trials[1]
-    assert bad["returncode"] == 2 and "train.gan_loss" in bad["error"] and bad["checkpoint"] is None
+    assert bad["returncode"] == 2 and "train.diffaug" in bad["error"] and bad["checkpoint"] is None
     for t in (trials[0], trials[2]):
         assert isinstance(t["metric"], float) and t["returncode"] == 0
         assert (folder / t["checkpoint"]).is_file() and (folder / t["run_dir"] / "summary.json").is_file()
         assert t["run_dir"] == f"trials/{t['name']}"
-        assert f"--train.gan_loss={t['params']['train.gan_loss']}" in t["command"]
+        assert f"--train.diffaug={t['params']['train.diffaug']}" in t["command"]
         assert len(t["history"]) == 1  # one val/kid per GAN validation
         rec = _inspect(next((folder / "trials" / "wandb").glob(f"offline-run-*-{t['wandb_run_id']}")))
         assert rec["run_group"] == sid and rec["display_name"] == t["name"]
-        assert rec["config"]["update"]["train.gan_loss"] == t["params"]["train.gan_loss"]
+        assert rec["config"]["update"]["train.diffaug"] == t["params"]["train.diffaug"]
     best = max((trials[0], trials[2]), key=lambda t: t["metric"])
     assert index["best"]["name"] == best["name"] and index["best"]["metric"] == best["metric"]
 
     # best_run: the sweep folder, the winning run folder, and the whole runs folder agree
     res = best_run(folder)
     assert res["run_id"] == best["name"] and res["metric"] == best["metric"] and res["sweep_id"] == sid
-    assert res["config"]["train"]["gan_loss"] == best["params"]["train.gan_loss"]
+    assert res["config"]["train"]["diffaug"] == best["params"]["train.diffaug"]
     assert res["metrics"]["eval/score"] == best["metric"] and Path(res["run_dir"]).is_dir()
     ckpt = load_checkpoint(Path(res["checkpoint"]))
-    assert ckpt["config"]["train"]["gan_loss"] == best["params"]["train.gan_loss"]
+    assert ckpt["config"]["train"]["diffaug"] == best["params"]["train.diffaug"]
     assert best_run(folder / best["run_dir"])["checkpoint"] == res["checkpoint"]
     assert best_run(runs)["checkpoint"] == res["checkpoint"]
     cli = subprocess.run([sys.executable, "-m", "tracking.best_run", str(folder)], cwd=REPO, env=_child_env(),
@@ -326,7 +327,7 @@ def test_bayes_sweep_continues_by_id(tmp_path, mini_root, mini_cache):
         "early_terminate": {"type": "hyperband", "min_iter": 1, "eta": 3},
         "parameters": {"train.lr_g": {"distribution": "log_uniform_values", "min": 1e-4, "max": 1e-3},
                        "train.ssl_weight": {"min": 0.5, "max": 1.5},
-                       "train.gan_loss": {"values": ["hinge", "bce"]}}})
+                       "train.diffaug": {"values": ["color,translation,cutout", ""]}}})
     runs = tmp_path / "runs"
     common = ["--runs-dir", str(runs), "--poll", "0.5", "--", *_trial_args(mini_root, mini_cache),
               "--wandb.mode=disabled"]

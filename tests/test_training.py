@@ -23,9 +23,10 @@ import yaml
 from PIL import Image
 from threadpoolctl import threadpool_limits
 
-from training.checkpoint import load_checkpoint
-from training.config import build_config, from_dict
+from core.io import load_checkpoint
+from core.config import build_config, from_dict
 from training.trainer import NonFiniteLoss, Trainer
+from training.validation import validate
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = "experiments/tiny.yaml"
@@ -213,7 +214,7 @@ def test_bad_override_exits_2_naming_the_key(arg, key, tmp_path):
 
 # ---------------------------------------------------------------- the checkpoint rebuilds the models
 def test_load_models_and_generate_captions(smoke_run, one_thread):
-    from training.generate import generate_captions, load_models
+    from models.inference import generate_captions, load_models
     run_dir, _ = smoke_run
     best = run_dir / "checkpoints" / "best.pt"
     nets, vocab, cfg, ckpt = load_models(best)
@@ -234,7 +235,7 @@ def test_load_models_and_generate_captions(smoke_run, one_thread):
 
 
 def test_generate_from_tokens_with_given_representations(smoke_run, one_thread):
-    from training.generate import generate_from_tokens, load_models
+    from models.inference import generate_from_tokens, load_models
     nets, vocab, cfg, _ = load_models(smoke_run[0] / "checkpoints" / "best.pt")
     tokens, lengths = vocab.encode(["pink petals with a yellow center", "a white flower with thin petals"],
                                    cfg.data.max_caption_len)
@@ -250,7 +251,7 @@ def test_generate_from_tokens_with_given_representations(smoke_run, one_thread):
 
 
 def test_generate_captions_truncation(smoke_run, one_thread):
-    from training.generate import generate_captions
+    from models.inference import generate_captions
     best = smoke_run[0] / "checkpoints" / "best.pt"
     caps = ["this flower has large pink petals with a yellow center"]
     full = generate_captions(best, caps, n=3, seed=5)
@@ -269,7 +270,7 @@ def test_generate_cli_writes_png(smoke_run, tmp_path):
     out = tmp_path / "grid.png"
     proc = run_cli(["--checkpoint", str(run_dir), "--caption", "pink petals with a yellow center",
                     "--caption", "white flower with many small petals", "-n", "3", "--out", str(out)],
-                   module="training.generate", timeout=120)
+                   module="app.generate", timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.splitlines()[-1] == str(out)
     with Image.open(out) as im:
@@ -277,7 +278,7 @@ def test_generate_cli_writes_png(smoke_run, tmp_path):
 
 
 def test_generate_cli_one_word_caption_exits_2(smoke_run, tmp_path, capsys, one_thread):
-    from training.generate import main
+    from app.generate import main
     run_dir, _ = smoke_run
     out = tmp_path / "x.png"
     assert main(["--checkpoint", str(run_dir), "--caption", "tulip", "-n", "2", "--out", str(out)]) == 2
@@ -288,7 +289,8 @@ def test_generate_cli_one_word_caption_exits_2(smoke_run, tmp_path, capsys, one_
 
 def test_generate_names_unknown_and_cut_words_and_refuses_unreadable_captions(smoke_run, tmp_path, capsys,
                                                                                one_thread):
-    from training.generate import generate_captions, load_models, main
+    from app.generate import main
+    from models.inference import generate_captions, load_models
     run_dir, _ = smoke_run
     best = run_dir / "checkpoints" / "best.pt"
     _, vocab, cfg, _ = load_models(best)
@@ -310,7 +312,9 @@ def test_generate_names_unknown_and_cut_words_and_refuses_unreadable_captions(sm
 
 
 def test_spectrum_cli_on_a_run(smoke_run, capsys, one_thread):
-    from metrics.spectrum import PERIODS, gradient_spectra, main
+    from app.spectrum import main
+    from evaluation.spectrum import gradient_spectra
+    from metrics.spectrum import PERIODS
     run_dir, _ = smoke_run
     spectra = gradient_spectra(run_dir / "checkpoints" / "best.pt", n_images=8)
     assert list(spectra) == ["adversarial", "adversarial, DiffAugment", "distillation", "generated images",
@@ -325,7 +329,8 @@ def test_spectrum_cli_on_a_run(smoke_run, capsys, one_thread):
     assert [line.split()[0] for line in lines[-5:]] == ["adversarial", "adversarial,", "distillation", "white",
                                                        "smoothed"]
     assert main(["--run", str(run_dir / "nowhere")]) == 2
-    assert "no checkpoint at" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert str(run_dir / "nowhere") in err and "not found" in err
 
 
 # ---------------------------------------------------------------- SIGTERM, then resume
@@ -505,7 +510,7 @@ def test_run_reports_failed_status_on_nan(mini_root, mini_cache, tmp_path, monke
 def test_validate_metrics_per_stage(mini_cache, tmp_path, one_thread):
     cfg = tiny_cfg(mini_cache)
     trainer = make_trainer(cfg, tmp_path / "val")
-    enc_val = trainer.validate()
+    enc_val = validate(trainer, trainer.g_ema)
     # stage 1: no generator metrics yet, but the label-free encoder's kNN monitor
     assert set(enc_val) == {"val/image_text_loss", "monitor/knn_all", "monitor/knn_test"}
     assert all(0 <= enc_val[k] <= 1 for k in ("monitor/knn_all", "monitor/knn_test"))
@@ -513,14 +518,14 @@ def test_validate_metrics_per_stage(mini_cache, tmp_path, one_thread):
     trainer.run_stage("encoder", cfg.train.encoder_epochs)
     trainer.state.update(stage="gan", stage_epoch=0)
     trainer.nets.text_encoder.train(), trainer.nets.encoder.eval()
-    out = trainer.validate()
+    out = validate(trainer, trainer.g_ema)
     assert {"val/kid", "val/image_text_loss", "val/distill", "val/grid_contrast"} <= set(out)
     assert all(isinstance(v, float) and math.isfinite(v) for v in out.values())
     assert 0 <= out["val/distill"] <= 2  # a cosine distance
     assert out["val/grid_contrast"] > 0  # a ratio of mean absolute differences
     assert out["val/image_text_loss"] != enc_val["val/image_text_loss"]  # stage 1 trained the encoders
     assert trainer.nets.text_encoder.training and not trainer.nets.encoder.training  # modes restored
-    again = trainer.validate()
+    again = validate(trainer, trainer.g_ema)
     assert again == out  # fixed noise and seeded KID subsets: validation is repeatable
 
 
@@ -529,12 +534,12 @@ def test_validate_metrics_per_stage(mini_cache, tmp_path, one_thread):
 def test_mixed_precision_steps_train(amp, channels_last, mini_cache, tmp_path, one_thread):
     cfg = tiny_cfg(mini_cache, **{"train.amp": amp, "train.channels_last": channels_last, "train.r1_every": 1})
     trainer = make_trainer(cfg, tmp_path / amp)
-    idx = torch.arange(trainer.bs)
+    idx = torch.arange(trainer.encoder.bs)
     state = lambda: {f"{n}.{k}": v.clone() for n, m in trainer.nets.items() for k, v in m.state_dict().items()}  # noqa: E731
     before = state()
     for _ in range(2 if amp == "bf16" else 8):  # fp16: the scalers skip the first steps while finding a scale
-        enc = trainer.encoder_step(idx)
-        gan = trainer.gan_step(idx)
+        enc = trainer.encoder.step(idx)
+        gan = trainer.gan.step(idx)
     assert all(math.isfinite(float(v.detach())) for v in [*enc.values(), *gan.values()])
     assert "gan/r1" in gan  # the float32 double backward ran beside the autocast passes
     after = state()
@@ -549,7 +554,7 @@ def test_bad_amp_value_is_rejected(mini_cache, tmp_path):
 
 
 def test_ema_decay_warms_up_then_caps():
-    from training.trainer import ema_decay
+    from training.gan_stage import ema_decay
     d = [ema_decay(0.995, n) for n in range(5000)]
     assert d[0] == pytest.approx(0.1) and d[90] == pytest.approx(0.91)
     assert all(a <= b for a, b in zip(d, d[1:])) and max(d) == 0.995
@@ -557,86 +562,47 @@ def test_ema_decay_warms_up_then_caps():
     assert float(np.prod(d[:900])) < 1e-6 and 0.999 ** 900 > 0.4
 
 
-@pytest.mark.parametrize("text_rep_prob", [0.0, 1.0])
-def test_condition_uses_the_encoder_or_the_text_prior(text_rep_prob, mini_cache, tmp_path, one_thread):
-    cfg = tiny_cfg(mini_cache, **{"train.text_rep_prob": text_rep_prob})
-    trainer = make_trainer(cfg, tmp_path / "c")
+def test_condition_uses_the_text_prior(mini_cache, tmp_path, one_thread):
+    """The GAN conditions on the text prior's guess of r from the caption (the test-time path), not on E(image)."""
+    trainer = make_trainer(tiny_cfg(mini_cache), tmp_path / "c")
     text, enc = trainer.nets.text_encoder.eval(), trainer.nets.encoder.eval()
-    real, t, r = trainer._condition(torch.arange(trainer.bs))
+    idx = torch.arange(trainer.encoder.bs)
+    real, t, r = trainer.gan.condition(idx)
+    assert real.shape == (len(idx), 3, 64, 64) and t.shape[0] == r.shape[0] == len(idx)
     with torch.no_grad():
-        expect = text.predict_representation(t) if text_rep_prob == 1 else enc(real)
-    assert torch.allclose(r, expect, atol=1e-5)
+        torch.testing.assert_close(r, text.predict_representation(t), atol=1e-5, rtol=0)
+        assert not torch.allclose(r, enc(real), atol=1e-3)
 
 
-@pytest.mark.parametrize("d_rep,d_patch", [(False, False), (True, False), (False, True)])
-def test_generator_step_leaves_discriminator_and_encoder_weights_without_gradients(d_rep, d_patch, mini_cache,
-                                                                                   tmp_path, one_thread):
-    trainer = make_trainer(tiny_cfg(mini_cache, **{"train.r1_every": 1, "model.d_rep": d_rep,
-                                                   "model.d_patch": d_patch}), tmp_path / "g")
+@pytest.mark.parametrize("d_rep", [False, True])
+def test_generator_step_leaves_discriminator_and_encoder_weights_without_gradients(d_rep, mini_cache, tmp_path,
+                                                                                   one_thread):
+    trainer = make_trainer(tiny_cfg(mini_cache, **{"train.r1_every": 1, "model.d_rep": d_rep}), tmp_path / "g")
     assert (trainer.nets.discriminator.rep_proj is not None) == d_rep
-    assert (trainer.nets.discriminator.patch is not None) == d_patch
     trainer.state.update(stage="gan")
     trainer.set_stage_modes("gan")
     D = trainer.nets.discriminator
     calls = []
     for p in D.parameters():  # fires each time a backward computes this weight's gradient
         p.register_hook(lambda g, calls=calls: calls.append(1))
-    out = trainer.gan_step(torch.arange(trainer.bs))
-    # once each (with d_rep, rep_proj too: r reaches D's loss; with d_patch, the patch head): the D step's
-    # backward, not the G step's
+    out = trainer.gan.step(torch.arange(trainer.encoder.bs))
+    # once each (with d_rep, rep_proj too: r reaches D's loss): the D step's backward, not the G step's
     assert len(calls) == len(list(D.parameters()))
-    assert ("gan/d_patch" in out) == ("gan/g_patch" in out) == d_patch
     assert all(p.requires_grad for p in D.parameters())  # restored after the G step
     assert all(p.grad is None for p in trainer.nets.encoder.parameters())
     assert all(math.isfinite(float(v.detach())) for v in out.values())
 
 
-def test_conditional_norm_and_noise_generator_trains(mini_cache, tmp_path, one_thread):
-    """model.g_cond_norm / g_noise: a GAN step moves every block's condition-to-scale/shift map and its noise
-    scales away from their zero start."""
-    trainer = make_trainer(tiny_cfg(mini_cache, **{"model.g_cond_norm": True, "model.g_noise": True}),
-                           tmp_path / "cbn")
+def test_conditional_norm_generator_trains(mini_cache, tmp_path, one_thread):
+    """Conditional BatchNorm (always on): a GAN step moves every block's condition-to-scale/shift map away from
+    its zero start."""
+    trainer = make_trainer(tiny_cfg(mini_cache), tmp_path / "cbn")
     trainer.state.update(stage="gan")
     trainer.set_stage_modes("gan")
-    out = trainer.gan_step(torch.arange(trainer.bs))
+    out = trainer.gan.step(torch.arange(trainer.encoder.bs))
     assert all(math.isfinite(float(v.detach())) for v in out.values())
     for i, block in enumerate(trainer.nets.generator.blocks):
         assert block.affine.weight.abs().sum() > 0, f"block {i} did not learn from the condition"
-        assert block.noise_scale.abs().sum() > 0, f"block {i} did not learn its noise scales"
-
-
-def test_subpixel_skip_generator_trains(mini_cache, tmp_path, one_thread):
-    """Sub-pixel upsampling in the last two blocks / model.g_skip: a GAN step gives finite losses and moves the
-    learned upsampling's kernels and every resolution's RGB conv."""
-    cfg = tiny_cfg(mini_cache, **{"model.g_upsample": "nearest,nearest,subpixel,subpixel", "model.g_skip": True})
-    trainer = make_trainer(cfg, tmp_path / "skip")
-    G = trainer.nets.generator
-    before = {k: v.clone() for k, v in G.state_dict().items() if "skip_rgb" in k or "blocks.3.conv" in k}
-    trainer.state.update(stage="gan")
-    trainer.set_stage_modes("gan")
-    out = trainer.gan_step(torch.arange(trainer.bs))
-    assert all(math.isfinite(float(v.detach())) for v in out.values())
-    after = G.state_dict()
-    assert len(before) == 7 and all(not torch.equal(v, after[k]) for k, v in before.items())
-
-
-def test_distill_aug_changes_only_what_the_encoder_judges(mini_cache, tmp_path, one_thread):
-    """train.distill_aug augments the generated image the encoder sees in the distillation term; the D
-    step and the adversarial term are untouched (same seed -> same values)."""
-    results = {}
-    for policy in ("", "translation"):
-        trainer = make_trainer(tiny_cfg(mini_cache, **{"train.distill_aug": policy}), tmp_path / (policy or "none"))
-        trainer.state.update(stage="gan")
-        trainer.set_stage_modes("gan")
-        torch.manual_seed(3)
-        results[policy] = {k: float(v.detach()) for k, v in trainer.gan_step(torch.arange(trainer.bs)).items()}
-    plain, aug = results[""], results["translation"]
-    assert aug["gan/d_loss"] == plain["gan/d_loss"] and aug["gan/g_adv"] == plain["gan/g_adv"]
-    assert aug["gan/distill"] != plain["gan/distill"] and math.isfinite(aug["gan/distill"])
-    from training.config import ConfigError
-    with pytest.raises(ConfigError, match="train.distill_aug.*flip"):
-        tiny_cfg(mini_cache, **{"train.distill_aug": "flip"})
-    assert tiny_cfg(mini_cache, **{"train.distill_aug": "blur"}).train.distill_aug == "blur"  # the low-pass op
 
 
 def test_compiled_steps_match_eager(mini_cache, tmp_path, one_thread):
@@ -646,12 +612,12 @@ def test_compiled_steps_match_eager(mini_cache, tmp_path, one_thread):
     for compiled in (False, True):
         cfg = tiny_cfg(mini_cache, **{"train.compile": compiled})
         trainer = make_trainer(cfg, tmp_path / str(compiled))
-        idx = torch.arange(trainer.bs)
+        idx = torch.arange(trainer.encoder.bs)
         torch.manual_seed(5)
-        enc = trainer.encoder_step(idx)
+        enc = trainer.encoder.step(idx)
         trainer.state.update(stage="gan")
         trainer.set_stage_modes("gan")
-        gan = trainer.gan_step(idx)
+        gan = trainer.gan.step(idx)
         results[compiled] = {k: float(v.detach()) for k, v in {**enc, **gan}.items()}
     assert all(math.isfinite(v) for v in results[True].values())
     for k, v in results[False].items():
@@ -661,7 +627,7 @@ def test_compiled_steps_match_eager(mini_cache, tmp_path, one_thread):
 def test_reuse_freed_memory_is_applied_with_glibc():
     import platform
     import sys
-    from training.host_memory import reuse_freed_memory
+    from core.runtime import reuse_freed_memory
     glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
     assert reuse_freed_memory() is glibc
 
@@ -695,8 +661,8 @@ def test_encoders_from_skips_stage_one_and_keeps_those_encoders(smoke_run, mini_
 
 
 def test_encoders_from_refuses_what_does_not_fit(smoke_run, mini_root, mini_cache, tmp_path, one_thread):
-    from training.checkpoint import CheckpointError
-    from training.run import adopt_encoder_stage
+    from core.io import CheckpointError
+    from app.run import adopt_encoder_stage
     src_dir, _ = smoke_run
     out = tmp_path / "runs"
     proc = run_cli(["--config", TINY, *_common(mini_root, mini_cache, out), "--run.name=x",
@@ -720,7 +686,7 @@ def test_encoders_from_refuses_what_does_not_fit(smoke_run, mini_root, mini_cach
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_best_checkpoint_loaded_onto_the_gpu_restores_rng(smoke_run):
     """run() loads best.pt with map_location=cuda before evaluating; the RNG states must still restore."""
-    from training.checkpoint import set_rng_state
+    from core.io import set_rng_state
     ckpt = load_checkpoint(smoke_run[0] / "checkpoints" / "best.pt", map_location="cuda")
     set_rng_state(ckpt["rng"])
     a = torch.rand(3)
@@ -732,7 +698,7 @@ def test_gan_stage_takes_its_own_batch_size(mini_cache, tmp_path, one_thread):
     cfg = tiny_cfg(mini_cache, **{"train.gan_batch_size": 8, "train.gan_epochs": 1, "train.eval_every": 5})
     trainer = make_trainer(cfg, tmp_path / "gb")
     n = len(trainer.data.train)
-    assert (trainer.bs, trainer.gan_bs) == (16, 8)
+    assert (trainer.encoder.bs, trainer.gan.bs) == (16, 8)
     summary = trainer.fit()
     enc_steps, gan_steps = n // 16, n // 8
     assert summary["steps"] == enc_steps + gan_steps and trainer.state["gan_steps"] == gan_steps
@@ -741,48 +707,19 @@ def test_gan_stage_takes_its_own_batch_size(mini_cache, tmp_path, one_thread):
     assert ends["encoder"]["step"] == enc_steps and ends["gan"]["step"] == enc_steps + gan_steps
 
 
-def test_local_crops_add_a_trained_multicrop_term(mini_cache, tmp_path, one_thread):
-    cfg = tiny_cfg(mini_cache, **{"train.local_crops": 2, "train.local_size": 24})
-    trainer = make_trainer(cfg, tmp_path / "lc")
-    out = trainer.encoder_step(torch.arange(trainer.bs))
-    assert "enc/local" in out and math.isfinite(float(out["enc/local"].detach()))
-    assert float(out["enc/local"].detach()) > 0  # soft InfoNCE of untrained embeddings is far from 0
-    plain = make_trainer(tiny_cfg(mini_cache), tmp_path / "plain").encoder_step(torch.arange(trainer.bs))
-    assert "enc/local" not in plain
-
-
-def test_mix_term_is_trained_and_changes_the_encoder_update(mini_cache, tmp_path, one_thread):
-    def first_update(**over):
-        trainer = make_trainer(tiny_cfg(mini_cache, **over), tmp_path / f"mix{len(over)}")
-        before = [p.detach().clone() for p in trainer.nets.encoder.parameters()]
-        torch.manual_seed(1)
-        out = trainer.encoder_step(torch.arange(trainer.bs))
-        return out, torch.cat([(p.detach() - b).flatten() for p, b in zip(trainer.nets.encoder.parameters(), before)])
-
-    out, mixed = first_update(**{"train.mix_weight": 1.0})
-    assert "enc/mix" in out and math.isfinite(float(out["enc/mix"].detach())) and float(out["enc/mix"].detach()) > 0
-    plain_out, plain = first_update()
-    assert "enc/mix" not in plain_out
-    assert out["enc/image_text"].item() == pytest.approx(plain_out["enc/image_text"].item())  # same views and texts
-    assert not torch.allclose(mixed, plain)  # the mix term moved the encoder
-
-
 @pytest.mark.parametrize("key,value,match", [("train.gan_batch_size", -1, "train.gan_batch_size' must be >= 0"),
                                              ("train.batch_size", 0, "train.batch_size' must be >= 1"),
-                                             ("train.local_size", 80, "train.local_size' must be in"),
                                              ("train.wd_encoder", -0.1, "train.wd_encoder' must be >= 0"),
                                              ("train.whiten_eps", -0.01, "train.whiten_eps' must be >= 0"),
                                              ("model.enc_depth", 0, "model.enc_depth' must be >= 1"),
                                              ("train.text_weight", -1, "train.text_weight' must be >= 0"),
                                              ("train.ssl_weight", -0.5, "train.ssl_weight' must be >= 0"),
                                              ("train.semantic_weight", -2, "train.semantic_weight' must be >= 0"),
-                                             ("train.affinity_alpha", 1.5, r"affinity_alpha' must be in \[0, 1\]"),
-                                             ("train.mix_weight", -1, "train.mix_weight' must be >= 0"),
-                                             ("train.mix_alpha", 0, "train.mix_alpha' must be > 0")])
-def test_bad_batch_crop_decay_whitening_and_loss_settings_are_rejected(key, value, match, mini_cache):
-    from training.config import ConfigError
+                                             ("train.affinity_alpha", 1.5, r"affinity_alpha' must be in \[0, 1\]")])
+def test_bad_batch_decay_whitening_and_loss_settings_are_rejected(key, value, match, mini_cache):
+    from core.config import ConfigError
     with pytest.raises(ConfigError, match=match):
-        tiny_cfg(mini_cache, **{key: value, "train.local_crops": 2})
+        tiny_cfg(mini_cache, **{key: value})
 
 
 @pytest.mark.parametrize("images_only", [True, False])
@@ -794,25 +731,25 @@ def test_images_only_encoder_stage_ignores_the_captions(images_only, mini_cache,
     for k in range(2):
         trainer = make_trainer(tiny_cfg(mini_cache, **o), tmp_path / f"io{k}")
         if k:  # other caption statistics, another random text encoder
-            trainer.semantics = torch.nn.functional.normalize(torch.randn_like(trainer.semantics), dim=1)
+            trainer.encoder.semantics = torch.nn.functional.normalize(torch.randn_like(trainer.encoder.semantics), dim=1)
             torch.manual_seed(123)
             for p in trainer.nets.text_encoder.parameters():
                 p.data.normal_(0, 0.1)
         torch.manual_seed(7)
-        trainer.encoder_step(torch.arange(trainer.bs))
+        trainer.encoder.step(torch.arange(trainer.encoder.bs))
         weights.append(torch.cat([p.detach().flatten() for p in trainer.nets.encoder.parameters()]))
     assert torch.equal(weights[0], weights[1]) == images_only
 
 
 def test_encoder_weight_decay_reaches_the_encoder_optimizer(mini_cache, tmp_path):
     trainer = make_trainer(tiny_cfg(mini_cache, **{"train.wd_encoder": 0.05}), tmp_path / "wd")
-    assert [g["weight_decay"] for g in trainer.opt_enc.param_groups] == [0.05]
-    ids = {id(p) for g in trainer.opt_enc.param_groups for p in g["params"]}
+    assert [g["weight_decay"] for g in trainer.encoder.opt.param_groups] == [0.05]
+    ids = {id(p) for g in trainer.encoder.opt.param_groups for p in g["params"]}
     assert ids == {id(p) for m in (trainer.nets.encoder, trainer.nets.text_encoder) for p in m.parameters()}
 
 
 def test_encoder_learning_rate_warms_up_over_one_epoch_then_decays_to_zero():
-    from training.trainer import warmup_cosine
+    from training.encoder_stage import warmup_cosine
     lr = [warmup_cosine(2e-3, k, 10, 100) for k in range(101)]
     assert lr[0] == pytest.approx(2e-3 * 0.1 * 0.5 * (1 + math.cos(0)))  # 1/10 of the way through the warm-up
     assert all(a < b for a, b in zip(lr[:9], lr[1:10]))  # rising during the first epoch
@@ -822,13 +759,13 @@ def test_encoder_learning_rate_warms_up_over_one_epoch_then_decays_to_zero():
 
 # ---------------------------------------------------------------- end of stage 1: whitening
 def test_end_of_encoder_stage_whitens_the_encoder_and_the_text_prior(mini_cache, tmp_path, one_thread):
-    from metrics.evaluate import embed_images
+    from models.inference import embed_images
     trainer = make_trainer(tiny_cfg(mini_cache, **{"train.whiten_eps": 0.05}), tmp_path / "w")
     trainer.run_stage("encoder", 1)
     enc, text = trainer.nets.encoder, trainer.nets.text_encoder
     assert not bool(enc.whiten.fitted)  # stage 1 trains the plain representation
     raw = torch.from_numpy(embed_images(enc, trainer.data.train.images, 64, "cpu")).double()
-    trainer.finish_encoder_stage()
+    trainer.encoder.finish()
     assert bool(enc.whiten.fitted) and bool(text.whiten.fitted)
     # fitted on the training images
     torch.testing.assert_close(enc.whiten.mean.double(), raw.mean(0), atol=1e-5, rtol=0)
@@ -848,7 +785,7 @@ def test_end_of_encoder_stage_whitens_the_encoder_and_the_text_prior(mini_cache,
 def test_whitening_off_and_encoders_saved_before_it_existed(smoke_run, mini_cache, tmp_path, one_thread):
     trainer = make_trainer(tiny_cfg(mini_cache, **{"train.whiten_eps": 0}), tmp_path / "off")
     trainer.run_stage("encoder", 1)
-    trainer.finish_encoder_stage()
+    trainer.encoder.finish()
     assert not bool(trainer.nets.encoder.whiten.fitted) and not bool(trainer.nets.text_encoder.whiten.fitted)
     # a finished stage 1 saved before whitening existed: stage 2 starts by fitting it
     ckpt = load_checkpoint(smoke_run[0] / "checkpoints" / "best.pt")

@@ -10,7 +10,7 @@ SOURCE is one of
     then that run's `model` artifact with alias `best`, downloaded under runs/artifacts/).
 
 The result has at least run_id, metric (the sweep metric `eval/score`, higher is better, unless a
-sweep says otherwise), metric_name, checkpoint (a .pt loadable with training.checkpoint.load_checkpoint),
+sweep says otherwise), metric_name, checkpoint (a .pt loadable with core.io.load_checkpoint),
 config (the run's resolved config, nested), metrics (numeric summary values) and run_dir.
 """
 from __future__ import annotations
@@ -25,7 +25,9 @@ from pathlib import Path
 
 import yaml
 
-from .sweep import SWEEP_METRIC
+from core.files import CheckpointError, resolve_checkpoint
+
+from .sweep_file import SWEEP_METRIC
 
 
 class BestRunError(ValueError):
@@ -48,9 +50,10 @@ def _run_record(run_dir: Path, metric_name: str = SWEEP_METRIC) -> dict:
     config = {}
     if (run_dir / "config.yaml").is_file():
         config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-    ckpt = run_dir / "checkpoints" / "best.pt"
-    if not ckpt.is_file() and summary.get("best_checkpoint"):
-        ckpt = Path(summary["best_checkpoint"])  # as the runner wrote it (relative to its working folder)
+    try:
+        ckpt = resolve_checkpoint(run_dir, ("best.pt",))
+    except CheckpointError:  # as the runner wrote it (relative to its working folder)
+        ckpt = Path(summary.get("best_checkpoint") or run_dir / "checkpoints" / "best.pt")
     return {"run_id": run_dir.name, "run_dir": str(run_dir.resolve()), "status": summary.get("status"),
             "metric_name": metric_name,
             "metric": summary.get(metric_name) if _number(summary.get(metric_name)) else None,

@@ -1,12 +1,13 @@
 """DiffAugment (Zhao et al. 2020): differentiable augmentation applied identically in spirit to real
 and fake images before the discriminator, so D cannot memorise ~1,300 training images.
-Policy is a comma-separated subset of `color,translation,cutout`, plus `blur` (a fixed low-pass filter, not an
-augmentation of D's inputs: meant for the distillation term, `train.distill_aug`).
+Policy is a comma-separated subset of `color,translation,cutout` (`core.config.parse_policy`).
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from core.config import parse_policy
 
 
 def _color(x: torch.Tensor) -> torch.Tensor:
@@ -43,26 +44,7 @@ def _cutout(x: torch.Tensor, ratio: float = 0.5) -> torch.Tensor:
     return x * (~inside).unsqueeze(1).to(x.dtype)
 
 
-def _blur(x: torch.Tensor) -> torch.Tensor:
-    """A fixed 5x5 binomial blur ([1, 4, 6, 4, 1] / 16 each way; reflect padding), the same for every image. Not
-    random: it removes detail finer than ~4 px from what the next network sees, and from the gradient it sends
-    back (period 2 px: gain 0; 4 px: 0.25; 8 px: 0.73)."""
-    k = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], device=x.device, dtype=x.dtype) / 16
-    c = x.shape[1]
-    x = F.pad(x, [2, 2, 2, 2], mode="reflect")
-    x = F.conv2d(x, k.view(1, 1, 1, 5).expand(c, 1, 1, 5), groups=c)
-    return F.conv2d(x, k.view(1, 1, 5, 1).expand(c, 1, 5, 1), groups=c)
-
-
-_OPS = {"color": _color, "translation": _translation, "cutout": _cutout, "blur": _blur}
-
-
-def parse_policy(policy: str) -> list[str]:
-    names = [p.strip() for p in policy.split(",") if p.strip()]
-    unknown = [p for p in names if p not in _OPS]
-    if unknown:
-        raise ValueError(f"unknown DiffAugment op(s) {unknown}; choose from {sorted(_OPS)}")
-    return names
+_OPS = {"color": _color, "translation": _translation, "cutout": _cutout}
 
 
 def diff_augment(x: torch.Tensor, policy: str) -> torch.Tensor:

@@ -26,21 +26,9 @@ def soft_info_nce(a: torch.Tensor, b: torch.Tensor, target: torch.Tensor, temper
     return 0.5 * (_soft_ce(logits, target) + _soft_ce(logits.t(), target.t()))
 
 
-def soft_cross_entropy(a: torch.Tensor, b: torch.Tensor, target: torch.Tensor, temperature: float) -> torch.Tensor:
-    """One direction of `soft_info_nce`: a, b (N, D) unit vectors, target (N, N) rows summing to 1 (need not be
-    symmetric, e.g. mixed targets for mixed inputs) -> mean cross-entropy of target[i] and softmax_j(a_i . b_j / t)."""
-    return _soft_ce(a @ b.t() / temperature, target)
-
-
 def _soft_ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean over rows of the cross-entropy between target[i] and softmax(logits[i]): (N, M), (N, M) -> scalar."""
     return -(target * F.log_softmax(logits, 1)).sum(1).mean()
-
-
-def mixed_targets(target: torch.Tensor, lam: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
-    """i-Mix's virtual labels: row i of the mix lam_i * x_i + (1 - lam_i) * x_perm[i] gets
-    lam_i * target[i] + (1 - lam_i) * target[perm[i]]. target (N, N), lam (N,), perm (N,) -> (N, N)."""
-    return lam[:, None] * target + (1 - lam[:, None]) * target[perm]
 
 
 def affinity_targets(sim: torch.Tensor, alpha: float, temperature: float) -> torch.Tensor:
@@ -73,20 +61,6 @@ def g_hinge(fake: torch.Tensor) -> torch.Tensor:
     return -fake.mean()
 
 
-def d_bce(real: torch.Tensor, mismatch: torch.Tensor, fake: torch.Tensor, mismatch_weight: float = 0.5
-          ) -> torch.Tensor:
-    """Matching-aware non-saturating BCE D loss (Reed et al. GAN-CLS) on logits."""
-    bce = F.binary_cross_entropy_with_logits
-    neg = ((1 - mismatch_weight) * bce(fake, torch.zeros_like(fake))
-           + mismatch_weight * bce(mismatch, torch.zeros_like(mismatch)))
-    return bce(real, torch.ones_like(real)) + neg
-
-
-def g_bce(fake: torch.Tensor) -> torch.Tensor:
-    """Non-saturating G loss: -log sigmoid(D(G(...)))."""
-    return F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
-
-
 def r1_penalty(logits: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
     """R1 (Mescheder et al. 2018): mean over the batch of ||d logits / d images||^2.
 
@@ -100,6 +74,3 @@ def kl_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, exp(logvar)) || N(0, I)), summed over dims, averaged over the batch (conditioning augmentation)."""
     return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1).mean()
 
-
-D_LOSSES = {"hinge": d_hinge, "bce": d_bce}
-G_LOSSES = {"hinge": g_hinge, "bce": g_bce}

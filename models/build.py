@@ -1,4 +1,5 @@
-"""Build the four networks from a config, enforcing the generator = 1/2 x encoder parameter rule."""
+"""Build the four networks from a config, enforcing the generator = 1/2 x encoder parameter rule; the
+parameter table (total / trainable / size on disk) of a set of networks."""
 from __future__ import annotations
 
 import io
@@ -7,10 +8,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from models.discriminator import Discriminator
-from models.encoder import SourceEncoder
-from models.generator import Generator
-from models.text_encoder import TextEncoder
+from .discriminator import Discriminator
+from .encoder import SourceEncoder
+from .generator import Generator
+from .text_encoder import TextEncoder
 
 RATIO_TOLERANCE = 0.01  # |params(G) / params(E) - g_ratio| <= 1 % of g_ratio
 MIN_MAP_WIDTH = 16
@@ -28,8 +29,7 @@ def generator_widths(target: int, mc, text_dim: int) -> tuple[int, int]:
     """
     def size(w: int, m: int) -> int:
         return count_params(Generator(w, m, mc.noise_dim, mc.cond_dim, mc.embed_dim, text_dim,
-                                      upsample=mc.g_upsample, cond_norm=mc.g_cond_norm, noise=mc.g_noise,
-                                      skip=mc.g_skip))
+                                      upsample=mc.g_upsample))
 
     for w in sorted(range(8, 129, 4), key=lambda w: (abs(w - mc.g_width), -w)):
         slope = size(w, 2) - size(w, 1)
@@ -62,12 +62,11 @@ def build_networks(mc, vocab_size: int) -> Networks:
     enc = SourceEncoder(mc.enc_width, mc.embed_dim, mc.enc_depth)
     e_params = count_params(enc)
     w, m = generator_widths(round(mc.g_ratio * e_params), mc, mc.text_dim)
-    gen = Generator(w, m, mc.noise_dim, mc.cond_dim, mc.embed_dim, mc.text_dim, upsample=mc.g_upsample,
-                    cond_norm=mc.g_cond_norm, noise=mc.g_noise, skip=mc.g_skip)
+    gen = Generator(w, m, mc.noise_dim, mc.cond_dim, mc.embed_dim, mc.text_dim, upsample=mc.g_upsample)
     ratio = count_params(gen) / e_params
     if abs(ratio - mc.g_ratio) > RATIO_TOLERANCE * mc.g_ratio:
         raise AssertionError(f"generator/encoder parameter ratio {ratio:.4f} is not within 1 % of {mc.g_ratio}")
-    disc = Discriminator(mc.d_width, mc.text_dim, mc.embed_dim if mc.d_rep else 0, patch=mc.d_patch)
+    disc = Discriminator(mc.d_width, mc.text_dim, mc.embed_dim if mc.d_rep else 0)
     return Networks(text, enc, gen, disc)
 
 

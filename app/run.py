@@ -11,7 +11,6 @@ import dataclasses
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,38 +18,23 @@ from pathlib import Path
 import torch
 import yaml
 
-from .checkpoint import CheckpointError, load_checkpoint
-from .config import Config, from_dict, to_dict
-from .trainer import NonFiniteLoss, Trainer
-
-SWEEP_METRIC = "eval/score"
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"train.device={name} but CUDA is not available")
-    return dev
-
-
-def _git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                              cwd=Path(__file__).resolve().parent).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
-
-
-def ensure_cache(cfg: Config, log=print) -> None:
-    """Build the HDF5 cache from the data folder when it is missing or stale (idempotent, atomic)."""
-    from data_utils.prepare import prepare
-
-    from .config import resolve_data_root
-    if Path(cfg.data.cache).is_file() and not cfg.data.root and not os.environ.get("OXFORD102_DIR"):
-        return  # a cache exists and no source was named: use it as it is
-    prepare(resolve_data_root(cfg.data.root), Path(cfg.data.cache), log=log)
+from core.config import Config, from_dict, to_dict
+from core.files import atomic_write_text
+from core.io import BEST_THEN_LAST, LAST, CheckpointError, load_checkpoint, resolve_checkpoint, run_dir_of
+from core.runtime import git_commit, pick_device, set_threads
+from data_utils.dataset import load_data
+from data_utils.prepare import ensure_cache
+from data_utils.text import Vocab
+from evaluation.evaluate import evaluate
+from evaluation.figures import write_run_media
+from evaluation.report import print_table, score
+from models.build import param_table
+from models.inference import load_networks
+from tracking.media import log_run_media
+from tracking.sweep import SWEEP_METRIC
+from tracking.tracker import Tracker
+from training.distributed import broadcast_object, setup, teardown
+from training.trainer import NonFiniteLoss, Trainer
 
 
 ENCODER_KEYS = ("model.embed_dim", "model.enc_width", "model.enc_depth", "model.text_width", "model.text_dim",
@@ -58,20 +42,11 @@ ENCODER_KEYS = ("model.embed_dim", "model.enc_width", "model.enc_depth", "model.
                 "data.max_caption_len", "data.min_word_count", "data.limit_per_class")
 
 
-def encoders_checkpoint(path: Path) -> Path:
-    """A run directory -> its checkpoints/best.pt (stage 2 never changes the encoders), or last.pt when
-    it has no best.pt (an encoder-only run of benchmarks/encoder_variants.py); a file as it is."""
-    if not path.is_dir():
-        return path
-    best = path / "checkpoints" / "best.pt"
-    return best if best.is_file() else path / "checkpoints" / "last.pt"
-
-
 def adopt_encoder_stage(cfg: Config, path: Path) -> dict:
     """train.encoders_from: check that `path`'s checkpoint finished stage 1 with this config's data and
     encoder settings (ENCODER_KEYS), and record its stage-1 epochs as this run's train.encoder_epochs (the
     200-epoch budget counts them). Returns the checkpoint; raises CheckpointError naming the file and key."""
-    ckpt_path = encoders_checkpoint(path)
+    ckpt_path = resolve_checkpoint(path, BEST_THEN_LAST)  # stage 2 never changes the encoders
     ckpt = load_checkpoint(ckpt_path)
     src, st = from_dict(ckpt["config"]), ckpt["state"]
     if st["stage"] == "encoder" and st["stage_epoch"] < src.train.encoder_epochs:
@@ -93,16 +68,6 @@ def adopt_encoder_stage(cfg: Config, path: Path) -> dict:
     return ckpt
 
 
-def score(report: dict) -> float | None:
-    """Sweep objective (higher is better): mean of encoder kNN over all 25 classes and the
-    class consistency of text-only generations for unseen classes."""
-    knn = report.get("encoder", {}).get("all", {}).get("knn_acc")
-    cons = report.get("generation", {}).get("class_consistency_encoder_knn")
-    if not isinstance(knn, float) or not isinstance(cons, float):
-        return None
-    return 0.5 * (knn + cons)
-
-
 def _print_param_table(table: list[dict]) -> None:
     """The parameter table (total, trainable, size on disk, ratio to the encoder) as a rich table."""
     from rich.console import Console
@@ -118,7 +83,6 @@ def _print_param_table(table: list[dict]) -> None:
 
 def _media(cfg: Config, data, eval_dir: Path, tracker, log) -> None:
     """Real-vs-generated grid (always) and t-SNE/UMAP figures (eval.figures) into eval/figures, then W&B."""
-    from tracking.media import log_run_media, write_run_media
     t0 = time.time()
     written = write_run_media(eval_dir, data.test, cfg.data.image_size, projections=cfg.eval.figures, log=log)
     log_run_media(tracker, eval_dir, written)
@@ -129,21 +93,15 @@ def run(cfg: Config, log=print, tables: bool = True) -> dict:
     """Train (or resume) and evaluate one run; returns the summary that is also written to summary.json.
 
     log: one-line progress messages; tables: also print the rich parameter and evaluation tables on stdout."""
-    from data_utils.dataset import load_data
-    from data_utils.text import Vocab
-    from metrics.evaluate import evaluate
-    from tracking.tracker import Tracker
-
-    from .networks import param_table
-    from .distributed import broadcast_object, setup, teardown
     rank, world = setup()
     if rank != 0:
         log, tables = (lambda *a, **k: None), False  # only rank 0 speaks
     ckpt = encoders = None
     if cfg.run.resume:
-        ckpt = load_checkpoint(Path(cfg.run.resume))
+        resume_path = resolve_checkpoint(cfg.run.resume, LAST)
+        ckpt = load_checkpoint(resume_path)
+        run_dir = run_dir_of(resume_path)
         resume_path = Path(cfg.run.resume)
-        run_dir = resume_path if resume_path.is_dir() else resume_path.parent.parent
         cfg = from_dict(ckpt["config"])
         cfg.run.resume = str(resume_path)
     else:
@@ -156,20 +114,18 @@ def run(cfg: Config, log=print, tables: bool = True) -> dict:
             raise FileExistsError(f"{run_dir} already holds a run; pick another --run.name or use --run.resume")
     run_dir.mkdir(parents=True, exist_ok=True)
     device = pick_device(cfg.train.device)
-    torch.set_num_threads(cfg.train.threads or max(1, (os.cpu_count() or 1) // world))
+    threads = set_threads(cfg.train.threads, world)
     if rank == 0:
-        ensure_cache(cfg, log)
+        ensure_cache(cfg.data, log)
     broadcast_object(None, world)  # the others wait for the cache
     data = load_data(cfg.data, vocab=Vocab(ckpt["vocab"]) if ckpt else None)
     log(f"run {run_dir} on {device}: {data.split_record()} (data loaded in {data.load_seconds:.1f}s)")
     if rank == 0:
-        with open(run_dir / "config.yaml", "w") as f:
-            yaml.safe_dump(to_dict(cfg), f, sort_keys=False)
-        (run_dir / "split.json").write_text(json.dumps(data.split_record(), indent=1))
-        (run_dir / "meta.json").write_text(json.dumps({
-            "git_commit": _git_commit(), "device": str(device), "torch": torch.__version__,
-            "python": sys.version.split()[0], "threads": torch.get_num_threads(), "world_size": world,
-            "argv": sys.argv}, indent=1))
+        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        atomic_write_text(run_dir / "split.json", json.dumps(data.split_record(), indent=1))
+        atomic_write_text(run_dir / "meta.json", json.dumps({
+            "git_commit": git_commit(), "device": str(device), "torch": torch.__version__,
+            "python": sys.version.split()[0], "threads": threads, "world_size": world, "argv": sys.argv}, indent=1))
     wandb_cfg = cfg.wandb if rank == 0 else dataclasses.replace(cfg.wandb, mode="disabled")
     tracker = Tracker(to_dict(cfg), wandb_cfg, run_dir, resume_id=(ckpt or {}).get("tracker_run_id", ""), log=log)
     trainer = Trainer(cfg, data, run_dir, device, tracker=tracker, resume=ckpt, log=log, rank=rank, world=world)
@@ -194,19 +150,13 @@ def run(cfg: Config, log=print, tables: bool = True) -> dict:
     try:
         summary.update(trainer.fit())
         if summary["status"] == "finished" and rank == 0:
-            best = load_checkpoint(run_dir / "checkpoints" / "best.pt", map_location=device)
-            trainer.load_state_dict(best)  # evaluate the selected (best) model
-            for name, m in trainer.nets.items():
-                m.load_state_dict(best["networks"][name])
-            trainer.nets.generator.load_state_dict(best["g_ema"])
-            for _, m in trainer.nets.items():  # evaluate the networks as `python -m metrics.evaluate` rebuilds them
-                m.to(memory_format=torch.contiguous_format).requires_grad_(True)  # (same numbers, same table)
+            # evaluate the selected (best) model, rebuilt as `python -m app.evaluate` rebuilds it
+            nets = load_networks(load_checkpoint(run_dir / "checkpoints" / "best.pt", map_location=device), device)
             t0 = time.time()
-            report = evaluate(trainer.nets, data, cfg, run_dir / "eval", device, log=log)
+            report = evaluate(nets, data, cfg, run_dir / "eval", device, log=log)
             summary["eval_seconds"] = time.time() - t0
             summary[SWEEP_METRIC] = score(report)
             if tables:
-                from metrics.report import print_table
                 print_table(report)
             summary["eval/knn_all"] = report["encoder"]["all"].get("knn_acc")
             summary["eval/knn_test"] = report["encoder"]["test"].get("knn_acc")
@@ -228,6 +178,6 @@ def run(cfg: Config, log=print, tables: bool = True) -> dict:
         tracker.summary({k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
         tracker.finish(exit_code)
         if rank == 0:
-            (run_dir / "summary.json").write_text(json.dumps(summary, indent=1, default=float))
+            atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=1, default=float))
         teardown()
     return summary

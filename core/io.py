@@ -1,16 +1,16 @@
-"""Atomic, resumable checkpoints that rebuild every network (loaded with weights_only=True)."""
+"""Checkpoints: written atomically, loaded with weights_only=True, and the one rule for which checkpoint a run
+folder means (`resolve_checkpoint`)."""
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .files import BEST_THEN_LAST, LAST, CheckpointError, atomic_write, resolve_checkpoint, run_dir_of  # noqa: F401
+
 CHECKPOINT_VERSION = 1
-
-
 def rng_state() -> dict:
     np_state = np.random.get_state()
     return {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
@@ -28,28 +28,14 @@ def set_rng_state(state: dict) -> None:
 
 
 def save_checkpoint(path: Path, payload: dict) -> None:
-    """torch.save to a temp file in the same folder, then rename: a checkpoint on disk is always whole."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        torch.save({"version": CHECKPOINT_VERSION, **payload}, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    """torch.save, atomically: a checkpoint on disk is always whole."""
+    atomic_write(path, lambda tmp: torch.save({"version": CHECKPOINT_VERSION, **payload}, tmp))
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that this code cannot load (missing, corrupt, other version)."""
-
-
-def load_checkpoint(path: Path, map_location="cpu") -> dict:
-    path = Path(path)
-    if path.is_dir():  # a run directory: its last checkpoint
-        path = path / "checkpoints" / "last.pt"
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found")
+def load_checkpoint(path: str | Path, map_location="cpu", prefer: tuple[str, ...] = LAST) -> dict:
+    """Load a checkpoint file, or a run folder's (`resolve_checkpoint` with `prefer`, by default its last.pt),
+    with weights_only=True; CheckpointError naming the file when it is missing, corrupt or of another version."""
+    path = resolve_checkpoint(path, prefer)
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises several types for truncated/foreign files

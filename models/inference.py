@@ -1,28 +1,43 @@
-"""Generation from text alone, and a command that renders your own captions to an image grid.
+"""What inference needs, in one place: networks rebuilt from a checkpoint, text-only sampling, image embeddings.
 
-    python -m training.generate --checkpoint runs/<id>/checkpoints/best.pt \
-        --caption "this flower has large pink petals with a yellow center" --caption "..." -n 8
-
-At test time the generator receives: noise z, the text encoding T(caption) (conditioning-augmented),
-and as source representation the text encoder's *prior* r = P(T(caption)) — the representation the
+At test time the generator receives noise z, the text encoding T(caption) (the mean of conditioning
+augmentation) and, as source representation, the text encoder's prior r = P(T(caption)): the representation the
 source encoder would most likely give an image fitting the caption. No image is needed.
-
-Words outside the run's vocabulary are read as <unk> and named; a caption with no known word is refused (exit 2).
-
-`--truncation PSI` (the "truncation trick"): the noise is drawn as PSI * z, z ~ N(0, I), pulling samples
-towards the generator's typical image for the caption — more faithful, less varied (README, Results).
 """
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
+import numpy as np
 import torch
-from torchvision.utils import save_image
 
-from data_utils.text import SPECIALS, tokenize
-from training.config import check_truncation
+from core.config import check_truncation, from_dict
+from core.io import BEST_THEN_LAST, load_checkpoint
+from data_utils.augment import center_crop, to_float, to_uint8
+from data_utils.text import SPECIALS, Vocab, tokenize
+
+from .build import Networks, build_networks
+
+
+def load_networks(ckpt: dict, device="cpu", ema: bool = True) -> Networks:
+    """The four networks of a loaded checkpoint, on `device`, in eval mode; the generator with its EMA weights
+    (the ones to sample from), or with ema=False its training weights (the ones the GAN step trains)."""
+    cfg = from_dict(ckpt["config"])
+    nets = build_networks(cfg.model, len(ckpt["vocab"]))
+    for name, m in nets.items():
+        m.load_state_dict(ckpt["networks"][name])
+    if ema:
+        nets.generator.load_state_dict(ckpt["g_ema"])
+    nets.to(device)
+    for _, m in nets.items():
+        m.eval()
+    return nets
+
+
+def load_models(checkpoint: str | Path, device="cpu"):
+    """A checkpoint file or run folder (its best.pt, else last.pt) -> (networks, vocab, config, checkpoint)."""
+    ckpt = load_checkpoint(checkpoint, map_location=device, prefer=BEST_THEN_LAST)
+    return load_networks(ckpt, device), Vocab(ckpt["vocab"]), from_dict(ckpt["config"]), ckpt
 
 
 def sample_noise(*shape: int, seed: int, truncation: float = 1.0) -> torch.Tensor:
@@ -54,23 +69,37 @@ def generate_from_tokens(text_encoder, generator, tokens: torch.Tensor, lengths:
     return out.view(n_cap, k, *out.shape[1:])
 
 
-def load_models(checkpoint: str | Path, device="cpu"):
-    """Rebuild (text encoder, EMA generator, source encoder, vocab, config) from a checkpoint."""
-    from data_utils.text import Vocab
+@torch.no_grad()
+def generate_uint8(nets: Networks, tokens, lengths, k: int, noise_dim: int, seed: int, device, batch: int = 128,
+                   truncation: float = 1.0, rep: torch.Tensor | None = None) -> torch.Tensor:
+    """tokens (C, L), lengths (C,) -> uint8 (C * K, 3, 64, 64) on CPU, K samples per caption (seeded noise), in
+    batches; rep (C, D): source representations instead of the text prior's guesses."""
+    z = sample_noise(len(tokens), k, noise_dim, seed=seed, truncation=truncation)
+    out = [generate_from_tokens(nets.text_encoder, nets.generator, tokens[i:i + batch], lengths[i:i + batch],
+                                z[i:i + batch], device, per_caption_noise=True,
+                                rep=None if rep is None else rep[i:i + batch]).flatten(0, 1).cpu()
+           for i in range(0, len(tokens), batch)]
+    return to_uint8(torch.cat(out)) if out else torch.zeros((0, 3, 64, 64), dtype=torch.uint8)
 
-    from .checkpoint import load_checkpoint
-    from .config import from_dict
-    from .networks import build_networks
-    ckpt = load_checkpoint(Path(checkpoint), map_location=device)
-    cfg, vocab = from_dict(ckpt["config"]), Vocab(ckpt["vocab"])
-    nets = build_networks(cfg.model, len(vocab))
-    for name, m in nets.items():
-        m.load_state_dict(ckpt["networks"][name])
-    nets.generator.load_state_dict(ckpt["g_ema"])  # the EMA weights are the ones to sample from
-    nets.to(device)
-    for _, m in nets.items():
-        m.eval()
-    return nets, vocab, cfg, ckpt
+
+@torch.no_grad()
+def embed_images(encoder, images: torch.Tensor, size: int, device, batch_size: int = 256,
+                 whitened: bool = True) -> np.ndarray:
+    """uint8 (N, 3, H, W) -> (N, D) float32 representations of the centre crops; whitened=False: before the
+    encoder's whitening (the space shared with the text encoder's caption embeddings)."""
+    encoder.eval()
+    fn = encoder if whitened else encoder.represent
+    out = [fn(to_float(center_crop(images[i:i + batch_size], size).to(device))).float().cpu()
+           for i in range(0, len(images), batch_size)]
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+
+
+def embed_all_images(encoder, data, size: int, device) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every image of the run's classes (data.all_images(): train, validation and test sets) -> (features (N, D)
+    from `embed_images`, labels (N,), is_test_class (N,) bool)."""
+    allset = data.all_images()
+    labels = allset.labels.numpy()
+    return embed_images(encoder, allset.images, size, device), labels, np.isin(labels, data.test_classes)
 
 
 def caption_notes(vocab, captions: list[str], max_len: int) -> list[list[str]]:
@@ -109,33 +138,3 @@ def generate_captions(checkpoint, captions: list[str], n: int = 8, seed: int = 0
     psi = cfg.eval.truncation if truncation is None else truncation
     z = sample_noise(n, cfg.model.noise_dim, seed=seed, truncation=psi)
     return generate_from_tokens(nets.text_encoder, nets.generator, tokens, lengths, z, device)
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", required=True, help="a checkpoint file or a run directory")
-    p.add_argument("--caption", action="append", required=True, help="repeat for several rows")
-    p.add_argument("-n", type=int, default=8, help="images per caption (different noise)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--truncation", type=float, default=None, metavar="PSI",
-                   help="noise scale in [0, 1]: lower = more faithful, less varied (default: the run's eval.truncation)")
-    p.add_argument("--out", default="generated.png")
-    args = p.parse_args(argv)
-    ckpt = Path(args.checkpoint)
-    if ckpt.is_dir() and (ckpt / "checkpoints" / "best.pt").is_file():
-        ckpt = ckpt / "checkpoints" / "best.pt"
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        imgs = generate_captions(ckpt, args.caption, args.n, args.seed, device, args.truncation, log=print)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    save_image(imgs.flatten(0, 1), args.out, nrow=args.n, normalize=True, value_range=(-1, 1))
-    for i, c in enumerate(args.caption):
-        print(f"row {i}: {c}")
-    print(args.out)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.files import atomic_write
 from data_utils.augment import center_crop, random_crop_flip, to_float, to_uint8
 
 __all__ = ["EvaluatorSpec", "EvalNet", "Evaluator", "stratified_holdout", "train_evaluator", "load_or_train"]
@@ -212,15 +212,9 @@ def load_or_train(path: Path | None, images: torch.Tensor, labels: np.ndarray,
             log(f"evaluator: cannot read {path} ({e}); retraining")
     ev = train_evaluator(images, labels, spec, device, log)
     if path is not None:
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        blob = {"fingerprint": key, "classes": ev.classes, "info": json.dumps(ev.info), "state_dict": ev.net.state_dict()}
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"fingerprint": key, "classes": ev.classes, "info": json.dumps(ev.info),
-                        "state_dict": ev.net.state_dict()}, tmp)
-            os.replace(tmp, path)
+            atomic_write(path, lambda tmp: torch.save(blob, tmp))
         except (OSError, RuntimeError) as e:  # e.g. a read-only data folder (torch.save raises RuntimeError)
-            if tmp.parent.is_dir():
-                tmp.unlink(missing_ok=True)
             log(f"evaluator: cannot save {path} ({e}); it will be trained again next time")
     return ev, False

@@ -1,6 +1,6 @@
-"""The evaluate command and its table: metric | value | baseline/floor | what good looks like.
+"""The evaluation table (metric | value | baseline/floor | what good looks like) and the sweep score.
 
-metrics.json (written by metrics.evaluate.evaluate); every number has its reference beside it:
+metrics.json (written by evaluation.evaluate.evaluate); every number has its reference beside it:
   encoder/{all,train,test}: knn_acc, linear_acc, silhouette, nmi, n, n_classes (source encoder)
   baselines/{color_histogram,random_cnn}/{all,train,test}: the same four for training-free features
   evaluator: n_classes, n_train, n_holdout, holdout_acc, chance, feature_dim, spec (the evaluation CNN)
@@ -8,7 +8,7 @@ metrics.json (written by metrics.evaluate.evaluate); every number has its refere
     class_consistency_{encoder,evaluator}_knn (float) + class_consistency_reference {chance, real_*_knn};
     class_consistency_own_photo_representation {encoder_knn, evaluator_knn}: the same captions and noise with
     the representation of each caption's own photo instead of the text prior's guess (prior vs generator; a
-    generator trained at train.text_rep_prob 1 never saw such representations);
+    generator trained on the prior's guesses only never saw such representations);
     {fid,kid}_{evaluator,encoder}: {value, floor, n_real, n_fake (+ std, floor_std, subset_size for KID)};
     recognised_train_class {value, real_reference, chance, n}; r_precision {value, real_reference,
     candidates, chance, n}; ms_ssim_same_caption {value, real_reference_same_class, real_reference_any, ...};
@@ -30,10 +30,8 @@ Any metric that cannot be computed is {"unavailable": reason} instead of a numbe
 """
 from __future__ import annotations
 
-import argparse
 import math
 import sys
-from pathlib import Path
 
 GROUPS = ("all", "train", "test")
 ENCODER_METRICS = {"knn_acc": ("kNN top-1", "higher; above both baselines"),
@@ -138,7 +136,7 @@ def table_rows(report: dict) -> list[tuple[str, str, str, str]]:
                      fmt(_get(own, f"{space}_knn")),
                      f"from the text prior: {fmt(gen.get(f'class_consistency_{space}_knn'))}",
                      "above the prior's = the prior loses class; both low = the generator does; "
-                     "below = G learned from the prior's guesses only (train.text_rep_prob 1)"))
+                     "below = G learned from the prior's guesses only"))
     rp = gen.get("r_precision", {})
     rows.append((f"R-precision ({fmt(_get(rp, 'candidates'))} candidates)", fmt(_get(rp, "value")),
                  f"real {fmt(_get(rp, 'real_reference'))}, chance {fmt(_get(rp, 'chance'))}",
@@ -170,88 +168,11 @@ def print_table(report: dict, file=None) -> None:
     console.print("KID is the more reliable of FID/KID at this sample size; FID is biased upwards at small n.")
 
 
-def _checkpoint_path(args) -> Path:
-    """The checkpoint to evaluate: --checkpoint, else RUN/checkpoints/best.pt, else last.pt."""
-    if args.checkpoint:
-        return Path(args.checkpoint)
-    run = Path(args.run)
-    if not run.is_dir():
-        raise FileNotFoundError(f"{run}: run folder not found")
-    for name in ("best.pt", "last.pt"):
-        if (run / "checkpoints" / name).is_file():
-            return run / "checkpoints" / name
-    raise FileNotFoundError(f"{run / 'checkpoints'}: no best.pt or last.pt in this run folder (nothing to evaluate)")
-
-
-def main(argv: list[str] | None = None) -> int:
-    """CLI: exit 0 and print the table; exit 2 with the file named when input is missing or unusable."""
-    from .evaluate import __doc__ as doc, evaluate
-    p = argparse.ArgumentParser(prog="python -m metrics.evaluate", description=doc,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--run", help="run directory (uses checkpoints/best.pt, else last.pt; writes RUN/eval/)")
-    g.add_argument("--checkpoint", help="checkpoint file (writes eval/ beside its run directory)")
-    p.add_argument("--out", help="output folder (default: RUN/eval)")
-    p.add_argument("--cache", help="HDF5 data cache (default: the one in the checkpoint's config)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument("--captions-per-class", type=int, default=0, metavar="N",
-                   help="captions per test class for samples.npz and class consistency (default: the run's "
-                        "eval.captions_per_test_class: 40 in current runs, 10 in older ones)")
-    p.add_argument("--truncation", type=float, default=None, metavar="PSI",
-                   help="noise scale in [0, 1] for the generated samples (default: the run's eval.truncation, 1)")
-    p.add_argument("--no-figures", action="store_true",
-                   help="skip eval/figures/*.png (real-vs-generated grid, t-SNE, UMAP)")
-    args = p.parse_args(argv)
-
-    def fail(msg: str) -> int:
-        print(f"error: {msg}", file=sys.stderr)
-        return 2
-    if args.captions_per_class < 0:
-        return fail(f"--captions-per-class must be >= 1, got {args.captions_per_class}")
-    if args.truncation is not None:
-        from training.config import check_truncation
-        try:
-            check_truncation(args.truncation, "--truncation")
-        except ValueError as e:
-            return fail(str(e))
-
-    import torch
-
-    from data_utils.dataset import load_data
-    from training.checkpoint import CheckpointError
-    from training.generate import load_models
-    try:
-        ckpt = _checkpoint_path(args)
-    except FileNotFoundError as e:
-        return fail(str(e))
-    run_dir = Path(args.run) if args.run else (ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent)
-    out = Path(args.out) if args.out else run_dir / "eval"
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    try:
-        nets, vocab, cfg, _ = load_models(ckpt, device)
-    except CheckpointError as e:
-        return fail(str(e))
-    except (RuntimeError, KeyError, ValueError, TypeError, AssertionError) as e:
-        return fail(f"{ckpt}: checkpoint does not fit this code's config or networks ({type(e).__name__}: {e})")
-    cfg.data.cache = args.cache or cfg.data.cache
-    cfg.eval.captions_per_test_class = args.captions_per_class or cfg.eval.captions_per_test_class
-    cfg.eval.truncation = cfg.eval.truncation if args.truncation is None else args.truncation
-    if not Path(cfg.data.cache).is_file():
-        return fail(f"{cfg.data.cache}: evaluation data (HDF5 cache) not found; pass --cache PATH or build it "
-                    f"with `python -m data_utils.prepare`")
-    try:
-        data = load_data(cfg.data, vocab=vocab)
-    except (OSError, KeyError, ValueError) as e:
-        return fail(f"{cfg.data.cache}: cannot load evaluation data ({type(e).__name__}: {e})")
-    err = lambda *a: print(*a, file=sys.stderr)  # noqa: E731 - progress to stderr, the table to stdout
-    report = evaluate(nets, data, cfg, out, device, log=err)
-    if not args.no_figures:
-        from tracking.media import write_run_media
-        write_run_media(out, data.test, cfg.data.image_size, log=err)
-    print_table(report)
-    print(out)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def score(report: dict) -> float | None:
+    """Sweep objective (higher is better): mean of encoder kNN over all 25 classes and the
+    class consistency of text-only generations for unseen classes."""
+    knn = report.get("encoder", {}).get("all", {}).get("knn_acc")
+    cons = report.get("generation", {}).get("class_consistency_encoder_knn")
+    if not isinstance(knn, float) or not isinstance(cons, float):
+        return None
+    return 0.5 * (knn + cons)
