@@ -189,10 +189,15 @@ def validate(cfg: Config) -> None:
     if cfg.train.encoder_epochs + cfg.train.gan_epochs > 200:
         raise ConfigError(
             f"train.encoder_epochs + train.gan_epochs = {cfg.train.encoder_epochs + cfg.train.gan_epochs} "
-            "exceeds the 200-epoch budget")
+            "passes exceed the 200-epoch budget")
+    if not 0 <= cfg.train.joint_epochs <= cfg.train.encoder_epochs:
+        raise ConfigError(f"config key 'train.joint_epochs' must be in [0, train.encoder_epochs = "
+                          f"{cfg.train.encoder_epochs}], got {cfg.train.joint_epochs}")
     for key, least in {"train.batch_size": 1, "train.gan_batch_size": 0, "train.wd_encoder": 0,
                        "train.whiten_eps": 0, "model.enc_depth": 1, "train.text_weight": 0, "train.ssl_weight": 0,
-                       "train.semantic_weight": 0}.items():
+                       "train.semantic_weight": 0, "model.enc_head_width": 0, "model.enc_head_layers": 1,
+                       "model.d_dec_width": 0, "train.recon_weight": 0, "train.ms_weight": 0,
+                       "train.encoder_epochs": 0, "train.gan_epochs": 0}.items():
         section, name = key.split(".")
         value = getattr(getattr(cfg, section), name)
         if value < least:
@@ -201,6 +206,8 @@ def validate(cfg: Config) -> None:
         check_truncation(cfg.eval.truncation, "config key 'eval.truncation'")
     except ValueError as e:
         raise ConfigError(str(e)) from None
+    if not 0.0 <= cfg.train.adam_beta2 < 1.0:
+        raise ConfigError(f"config key 'train.adam_beta2' must be in [0, 1), got {cfg.train.adam_beta2}")
     if not 0.0 <= cfg.train.affinity_alpha <= 1.0:
         raise ConfigError(f"config key 'train.affinity_alpha' must be in [0, 1], got {cfg.train.affinity_alpha}")
     if not 0.0 <= cfg.data.val_fraction < 1.0:

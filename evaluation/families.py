@@ -8,6 +8,7 @@ import torch
 from data_utils.augment import center_crop, to_float
 from metrics.alignment import class_consistency, r_precision
 from metrics.baselines import color_histogram_features, random_cnn_features
+from metrics.colour import COLOURS, colour_agreement
 from metrics.diversity import ms_ssim_diversity, random_pairs
 from metrics.encoder import encoder_report
 from metrics.grid import grid_contrasts
@@ -164,3 +165,19 @@ def judge(ctx: EvalContext) -> dict:
             "train_captions": (ctx.val_samples.images, ctx.val_samples.labels)}
     return {"recognised_by_judge": unavailable(judge_report, j, sets, j_images, j_labels,
                                                ctx.data.train_classes + ctx.data.test_classes)}
+
+
+@register_metric("caption_colour")
+def caption_colour(ctx: EvalContext) -> dict:
+    """Of samples.npz's captions that name one colour (metrics/colour.py), how often the generated image's dominant
+    central colour is that colour, beside the same rate on each caption's own real photo (centre 64 px)."""
+    s, k = ctx.samples, ctx.cfg.eval.samples_per_caption
+    real = ctx.real_test_images()[torch.as_tensor(np.repeat(np.asarray(s.idx, dtype=np.int64), k))]
+    fake = unavailable(colour_agreement, s.captions, s.images)
+    if "unavailable" in fake:
+        return {"caption_colour": fake}
+    ref = unavailable(colour_agreement, s.captions, real)  # the same captions: the same colours named
+    real_per = ref.get("per_colour", {})
+    per = {c: {**p, "agreed_real": real_per.get(c, {}).get("agreed")} for c, p in fake["per_colour"].items()}
+    return {"caption_colour": {"value": fake["value"], "real_reference": ref.get("value", ref), "n": fake["n"],
+                               "chance": 1.0 / len(COLOURS), "per_colour": per}}

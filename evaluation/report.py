@@ -24,6 +24,10 @@ metrics.json (written by evaluation.evaluate.evaluate); every number has its ref
     test-class captions (samples.npz's; then the same captions and noise with each caption's own photo's
     representation) / from held-out train-class captions as the caption's class, among all cached / the run's /
     that set's classes, beside its held-out real photos of those classes
+    caption_colour {value, real_reference, n, chance, per_colour {colour: {n, agreed, agreed_real}}}: of the
+    samples whose caption names exactly one colour (metrics/colour.py: red, pink, purple, blue, yellow, orange,
+    white), the share whose dominant central colour is that colour, beside the same rate on each caption's own
+    real photo (the rules' ceiling); n = such samples, chance = 1 / 7
   params, param_table, split, notes, runtime (timings and whether the evaluator / judge were read from their cache;
     the only non-deterministic part)
 Any metric that cannot be computed is {"unavailable": reason} instead of a number.
@@ -150,6 +154,12 @@ def table_rows(report: dict) -> list[tuple[str, str, str, str]]:
         rows.append(("upsampling-grid contrast (2 / 4 / 8 px)", _slashed(_get(gc, "value")),
                      f"real {_slashed(_get(gc, 'real_reference'))}",
                      "~ real (1); above = blocky pattern on the generator's grid"))
+    cc = gen.get("caption_colour")
+    if cc is not None:  # absent in reports written before it existed
+        n = f" (n={fmt(cc['n'])})" if "n" in cc else ""
+        rows.append((f"caption colour followed (captions naming one colour){n}", fmt(_get(cc, "value")),
+                     f"real photos {fmt(_get(cc, 'real_reference'))}, chance {fmt(_get(cc, 'chance'))}",
+                     "higher; close to real"))
     return rows
 
 

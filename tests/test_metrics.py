@@ -237,3 +237,83 @@ def test_grid_contrast_finds_nearest_upsampling_cells_and_not_photos(mini_cache)
         grid_contrast(F.interpolate(low, scale_factor=4.0, mode="nearest"), 4)
     with pytest.raises(ValueError, match="shape \\(N, C, H, W\\)"):
         grid_contrast(blocky[0], 2)
+
+
+# ---------------------------------------------------------------- caption colour (metrics/colour.py)
+GREEN, DISC = (40, 140, 40), {"red": (220, 30, 30), "pink": (240, 130, 180), "purple": (140, 60, 200),
+                               "blue": (40, 80, 220), "yellow": (240, 220, 30), "orange": (240, 140, 20),
+                               "white": (245, 245, 245)}
+
+
+def disc_image(rgb, radius=20, background=GREEN, size=64, centre=None) -> np.ndarray:
+    """uint8 (3, size, size): a disc of colour `rgb` on a plain background (a centred flower on leaves)."""
+    yy, xx = np.mgrid[:size, :size]
+    cy, cx = centre or ((size - 1) / 2, (size - 1) / 2)
+    img = np.empty((size, size, 3), np.uint8)
+    img[:] = background
+    img[np.hypot(yy - cy, xx - cx) < radius] = rgb
+    return img.transpose(2, 0, 1)
+
+
+def test_caption_colour_names_one_colour_or_none():
+    from metrics.colour import caption_colour
+    assert caption_colour("this flower has bright red petals") == "red"
+    assert caption_colour("The petals are DARK Purple, with a green stem.") == "purple"
+    assert caption_colour("light violet petals and violet sepals") == "purple"  # synonym, one colour twice
+    assert caption_colour("a magenta flower") == "pink"
+    assert caption_colour("pink and white petals") is None  # several colours
+    assert caption_colour("no colour words here") is None
+    assert caption_colour("a flower with green leaves") is None  # green is not a flower colour
+    assert caption_colour("reddened bluebell") is None  # whole words only
+
+
+def test_dominant_colour_of_discs_on_leaves():
+    from metrics.colour import COLOURS, dominant_colour
+    discs = np.stack([disc_image(DISC[c]) for c in COLOURS])
+    assert dominant_colour(discs) == list(COLOURS)
+    assert dominant_colour(torch.from_numpy(discs)) == list(COLOURS)  # tensors too
+    odd = np.stack([disc_image(GREEN), disc_image(DISC["red"], radius=10), disc_image((10, 10, 10)),
+                    disc_image((128, 128, 128)), disc_image(DISC["red"], radius=8, centre=(4, 4)),
+                    disc_image(DISC["red"], background=DISC["yellow"], radius=30)])
+    # leaves only / a small red flower / dark / grey / a red flower off-centre / red filling most of the centre
+    assert dominant_colour(odd) == [None, "red", None, None, None, "red"]
+    pink, centre = disc_image(DISC["pink"]), disc_image(DISC["yellow"], radius=8)
+    stamens = np.where((centre == np.array(DISC["yellow"])[:, None, None]).all(0), centre, pink)
+    assert dominant_colour(stamens[None]) == ["pink"]  # a pink flower with a yellow centre is pink
+    with pytest.raises(ValueError, match="shape \\(N, 3, H, W\\)"):
+        dominant_colour(discs.transpose(0, 2, 3, 1))  # NHWC is refused, not misread
+
+
+def test_colour_agreement_counts_only_single_colour_captions():
+    from metrics.colour import colour_agreement
+    caps = ["bright red petals", "yellow petals", "pink and white petals", "a white flower", "purple flower"]
+    imgs = np.stack([disc_image(DISC["red"]), disc_image(DISC["blue"]), disc_image(DISC["red"]),
+                     disc_image(DISC["white"]), disc_image(DISC["purple"])])
+    r = colour_agreement(caps, imgs)
+    assert r["n"] == 4 and r["value"] == pytest.approx(3 / 4)  # the pink-and-white caption is left out
+    assert r["per_colour"] == {"red": {"n": 1, "agreed": 1}, "yellow": {"n": 1, "agreed": 0},
+                               "white": {"n": 1, "agreed": 1}, "purple": {"n": 1, "agreed": 1}}
+    assert colour_agreement(caps, torch.from_numpy(imgs)) == r
+    with pytest.raises(ValueError, match="no caption names exactly one colour"):
+        colour_agreement(["no colour words here", "pink and white"], imgs[:2])
+    with pytest.raises(ValueError, match="2 captions for 5 images"):
+        colour_agreement(caps[:2], imgs)
+
+
+def test_caption_colour_family_scores_samples_and_their_own_photos():
+    from types import SimpleNamespace
+    from evaluation.context import Samples
+    from evaluation.families import caption_colour
+    photos = torch.from_numpy(np.stack([disc_image(DISC[c], size=72, radius=22) for c in ("red", "blue", "white")]))
+    caps = np.repeat(["a red flower", "blue petals", "pink and white"], 2)  # 2 samples per caption
+    fake = torch.from_numpy(np.stack([disc_image(DISC[c]) for c in ("red", "yellow", "blue", "blue", "red", "red")]))
+    ctx = SimpleNamespace(samples=Samples(fake, np.zeros(6), None, None, [0, 1, 2], caps),
+                          cfg=SimpleNamespace(eval=SimpleNamespace(samples_per_caption=2)),
+                          real_test_images=lambda size=64: photos[..., 4:68, 4:68])
+    out = caption_colour(ctx)["caption_colour"]
+    assert out["value"] == pytest.approx(3 / 4) and out["real_reference"] == 1.0 and out["n"] == 4
+    assert out["chance"] == pytest.approx(1 / 7)
+    assert out["per_colour"] == {"red": {"n": 2, "agreed": 1, "agreed_real": 2},
+                                 "blue": {"n": 2, "agreed": 2, "agreed_real": 2}}
+    ctx.samples.captions = np.repeat(["no colour", "pink and white", "none"], 2)
+    assert "unavailable" in caption_colour(ctx)["caption_colour"]

@@ -24,7 +24,8 @@ from PIL import Image
 from threadpoolctl import threadpool_limits
 
 from core.io import load_checkpoint
-from core.config import build_config, from_dict
+from core.config import ConfigError, build_config, from_dict
+from training.schedule import PHASES
 from training.trainer import NonFiniteLoss, Trainer
 from training.validation import validate
 
@@ -798,3 +799,108 @@ def test_whitening_off_and_encoders_saved_before_it_existed(smoke_run, mini_cach
     plain = make_trainer(tiny_cfg(mini_cache, **{"train.whiten_eps": 0}), tmp_path / "plain")
     plain.start_from_encoders(load_checkpoint(smoke_run[0] / "checkpoints" / "best.pt"), "best.pt")
     assert not bool(plain.nets.encoder.whiten.fitted) and not bool(plain.nets.text_encoder.whiten.fitted)
+
+
+# ---------------------------------------------------------------- the schedule: encoder-only, joint, GAN-only
+def test_phase_epochs_and_passes():
+    from training.schedule import describe, passes, phase_epochs
+    plan = phase_epochs(100, 60, 100)
+    assert plan == {"encoder": 40, "joint": 60, "gan": 100} and passes(plan) == 200
+    assert describe(plan) == ("40 encoder-only + 60 joint + 100 GAN-only = 200 passes (encoders 100, GAN 160 "
+                              "epochs)")
+    assert phase_epochs(1, 0, 2) == {"encoder": 1, "joint": 0, "gan": 2}  # the staged protocol
+    with pytest.raises(ValueError, match="train.joint_epochs"):
+        phase_epochs(10, 11, 5)
+    with pytest.raises(ValueError, match="train.gan_epochs"):
+        phase_epochs(10, 0, -1)
+
+
+@pytest.mark.parametrize("overrides,match", [
+    ({"train.encoder_epochs": 100, "train.joint_epochs": 60, "train.gan_epochs": 101}, "200-epoch budget"),
+    ({"train.encoder_epochs": 10, "train.joint_epochs": 11}, "train.joint_epochs"),
+    ({"train.joint_epochs": -1}, "train.joint_epochs"),
+    ({"train.adam_beta2": 1.0}, "train.adam_beta2"),
+    ({"train.recon_weight": -1}, "train.recon_weight"),
+    ({"train.ms_weight": -0.5}, "train.ms_weight")])
+def test_schedule_and_gan_settings_are_validated(overrides, match, mini_cache):
+    with pytest.raises(ConfigError, match=match):
+        tiny_cfg(mini_cache, **overrides)
+
+
+def test_default_experiment_spends_160_epochs_on_the_gan():
+    from training.schedule import passes, phase_epochs
+    tc = build_config(str(REPO / "experiments" / "default.yaml")).train
+    plan = phase_epochs(tc.encoder_epochs, tc.joint_epochs, tc.gan_epochs)
+    assert passes(plan) <= 200 and plan["joint"] + plan["gan"] >= 160
+    assert plan["encoder"] + plan["joint"] == 100  # the encoders keep their 100 epochs
+
+
+def test_joint_phase_trains_both_and_whitens_when_the_encoders_stop(mini_cache, tmp_path, one_thread):
+    """2 encoder epochs of which the last is joint, then 1 GAN-only: per-phase epoch and step counts, both loss
+    families in every joint step, the whitening fitted after the joint phase, best.pt from the GAN-only phase."""
+    cfg = tiny_cfg(mini_cache, **{"train.encoder_epochs": 2, "train.joint_epochs": 1, "train.gan_epochs": 1})
+    lines = []
+    trainer = make_trainer(cfg, tmp_path / "joint", log=lines.append)
+    summary = trainer.fit()
+    spe = len(trainer.data.train) // 16
+    assert summary["epochs"] == 3 and summary["steps"] == 3 * spe
+    rows = read_stats(tmp_path / "joint")
+    ends = [r for r in rows if "time/epoch_seconds" in r]
+    assert [r["stage"] for r in ends] == ["encoder", "joint", "gan"]
+    steps = {s: [r for r in rows if r["stage"] == s and "step" in r and any(k.startswith(("enc/", "gan/"))
+                                                                              for k in r)] for s in PHASES}
+    assert all(any(k.startswith("enc/") for k in r) and any(k.startswith("gan/") for k in r) for r in steps["joint"])
+    assert not any(k.startswith("gan/") for r in steps["encoder"] for k in r)
+    assert not any(k.startswith("enc/") for r in steps["gan"] for k in r)
+    assert all("gan/d_recon" in r and "gan/mode_seeking" in r for r in steps["gan"])
+    order = [i for i, m in enumerate(lines) if m.startswith(("[joint]", "[encoder] representation whitened", "[gan]"))]
+    kinds = [lines[i].split()[0] + (" whitened" if "whitened" in lines[i] else "") for i in order]
+    assert kinds == ["[joint]", "[encoder] whitened", "[gan]"]
+    assert lines[0].startswith("schedule: 1 encoder-only + 1 joint + 1 GAN-only = 3 passes")
+    assert bool(trainer.nets.encoder.whiten.fitted)
+    assert load_checkpoint(tmp_path / "joint" / "checkpoints" / "best.pt")["state"]["stage"] in ("gan", "done")
+    assert summary["best_epoch"] == 3
+
+
+def test_joint_phase_leaves_the_encoders_batchnorm_to_real_images(mini_cache, tmp_path, one_thread):
+    """In a joint step the GAN part runs with the encoders in eval mode: only the encoder step moves E's BatchNorm
+    statistics, and E gets no gradient from the distillation term."""
+    cfg = tiny_cfg(mini_cache, **{"train.encoder_epochs": 1, "train.joint_epochs": 1})
+    trainer = make_trainer(cfg, tmp_path / "bn")
+    idx = torch.arange(trainer.encoder.bs)
+    bn = lambda: [b.clone() for n, b in trainer.nets.encoder.named_buffers() if "running_mean" in n]  # noqa: E731
+    trainer.state.update(stage="joint")
+    trainer.set_stage_modes("encoder")
+    trainer.encoder.step(idx)
+    after_encoder = bn()
+    trainer.set_stage_modes("gan")
+    trainer.gan.step(idx)
+    assert all(torch.equal(a, b) for a, b in zip(after_encoder, bn()))
+    assert all(p.grad is None or not p.requires_grad for p in trainer.nets.encoder.parameters())
+    out = trainer.joint_step(idx)
+    assert {"enc/image_text", "gan/d_loss", "gan/g_adv"} <= set(out)
+
+
+def test_resume_in_the_middle_of_the_joint_phase_matches_uninterrupted(mini_cache, tmp_path, one_thread):
+    """Stop requested in the joint phase (SIGTERM's path: stop_requested), resume from last.pt: every step's losses
+    and the final weights equal those of the run that was never stopped."""
+    over = {"train.encoder_epochs": 3, "train.joint_epochs": 2, "train.gan_epochs": 1}
+    ref_dir, run_dir = tmp_path / "ref", tmp_path / "split"
+    make_trainer(tiny_cfg(mini_cache, **over), ref_dir).fit()
+    box = {}
+
+    def log(msg, *a, **k):
+        if msg.startswith("[joint] epoch 2 "):  # after the first joint epoch: stops one step into the next
+            box["trainer"].stop_requested = True
+
+    box["trainer"] = make_trainer(tiny_cfg(mini_cache, **over), run_dir, log=log)
+    assert box["trainer"].fit()["status"] == "interrupted"
+    ckpt = load_checkpoint(run_dir)
+    st = ckpt["state"]
+    assert (st["stage"], st["epoch"], st["stage_epoch"], st["step_in_epoch"]) == ("joint", 2, 1, 1)
+    resumed = make_trainer(tiny_cfg(mini_cache, **over), run_dir, resume=ckpt)
+    assert resumed.fit()["status"] == "finished"
+    assert loss_rows(read_stats(run_dir)) == loss_rows(read_stats(ref_dir))
+    a, b = load_checkpoint(ref_dir), load_checkpoint(run_dir)
+    for name in a["networks"]:
+        assert all(torch.equal(v, b["networks"][name][k]) for k, v in a["networks"][name].items()), name
