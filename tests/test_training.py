@@ -47,9 +47,24 @@ def _common(mini_root: Path, mini_cache: Path, out_dir: Path) -> list[str]:
             "--wandb.mode=disabled", "--train.threads=1", "--train.device=cpu"]
 
 
-def run_cli(args: list[str], timeout: float = 120, module: str | None = None) -> subprocess.CompletedProcess:
+def run_cli(args: list[str], timeout: float = 120, module: str | None = None,
+            env: dict[str, str | None] | None = None) -> subprocess.CompletedProcess:
+    """`env`: variables to set (a value) or remove (None) on top of _env()."""
     cmd = [sys.executable, *(["-m", module] if module else ["run_experiment.py"]), *args]
-    return subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=timeout)
+    full = _env()
+    for k, v in (env or {}).items():
+        if v is None:
+            full.pop(k, None)
+        else:
+            full[k] = v
+    return subprocess.run(cmd, cwd=REPO, env=full, capture_output=True, text=True, timeout=timeout)
+
+
+def one_line(stderr: str) -> str:
+    """The only non-empty line of `stderr` (a user error is reported in one line, without a traceback)."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr[-3000:]
+    return lines[0]
 
 
 def read_stats(run_dir: Path) -> list[dict]:
@@ -213,6 +228,63 @@ def test_bad_override_exits_2_naming_the_key(arg, key, tmp_path):
     assert proc.returncode == 2
     assert f"'{key}'" in proc.stderr and "config error" in proc.stderr
     assert not (tmp_path / "runs").exists()
+
+
+# ---------------------------------------------------------------- user errors: one line, exit 2, no run folder left
+@pytest.mark.parametrize("damage", ["truncated", "not hdf5"])
+def test_corrupt_cache_is_one_line_and_removes_only_the_folder_it_made(damage, mini_cache, tmp_path):
+    bad = tmp_path / "flowers.h5"
+    whole = mini_cache.read_bytes()
+    bad.write_bytes(whole[:len(whole) // 2] if damage == "truncated" else b"not an HDF5 file\n" * 64)
+    out = tmp_path / "runs"
+    args = ["--config", TINY, f"--data.cache={bad}", f"--run.out_dir={out}", "--wandb.mode=disabled",
+            "--train.threads=1", "--train.device=cpu"]  # no data.root: the cache is used as it is
+    proc = run_cli([*args, "--run.name=c"], env={"OXFORD102_DIR": None})
+    assert proc.returncode == 2
+    line = one_line(proc.stderr)
+    assert line.startswith(f"error: {bad}: not a readable HDF5 cache") and "python -m data_utils.prepare --force" in line
+    assert out.is_dir() and not (out / "c").exists()  # the run folder it had made is removed
+    mine = out / "mine"  # a folder that existed before the run is never removed
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    proc = run_cli([*args, "--run.name=mine"], env={"OXFORD102_DIR": None})
+    assert proc.returncode == 2 and "not a readable HDF5 cache" in one_line(proc.stderr)
+    assert (mine / "notes.txt").read_text() == "keep me"
+
+
+def test_online_without_credentials_is_one_line_exit_2(mini_root, mini_cache, tmp_path):
+    out = tmp_path / "runs"
+    no_login = {"HOME": str(tmp_path), "WANDB_API_KEY": None, "WANDB_IDENTITY_TOKEN_FILE": None, "NETRC": None,
+                "WANDB_CONFIG_DIR": None, "WANDB_BASE_URL": None}
+    proc = run_cli(["--config", TINY, *_common(mini_root, mini_cache, out), "--run.name=w", "--wandb.mode=online"],
+                   env=no_login)
+    assert proc.returncode == 2
+    assert one_line(proc.stderr).startswith("error: --wandb.mode=online needs W&B credentials")
+    assert not (out / "w").exists()
+
+
+def test_existing_run_name_is_one_line_exit_2_and_keeps_that_run(smoke_run, mini_root, mini_cache):
+    run_dir, _ = smoke_run
+    before = sorted(p.relative_to(run_dir) for p in run_dir.rglob("*"))
+    proc = run_cli(["--config", TINY, *_common(mini_root, mini_cache, run_dir.parent), "--run.name=smoke"])
+    assert proc.returncode == 2
+    assert one_line(proc.stderr) == (f"error: {run_dir} already holds a run; pick another --run.name or use "
+                                     "--run.resume")
+    assert sorted(p.relative_to(run_dir) for p in run_dir.rglob("*")) == before
+
+
+@pytest.mark.parametrize("n", [0, -3])
+def test_generate_needs_at_least_one_image_per_caption(n, smoke_run, tmp_path, capsys):
+    from app.generate import main
+    from models.inference import generate_captions
+    run_dir, _ = smoke_run
+    out = tmp_path / "x.png"
+    assert main(["--checkpoint", str(run_dir), "--caption", "pink petals with a yellow center", "-n", str(n),
+                 "--out", str(out)]) == 2
+    assert one_line(capsys.readouterr().err) == f"error: -n must be at least 1 (images per caption), got {n}"
+    assert not out.exists()
+    with pytest.raises(ValueError, match=f"n must be at least 1 .*got {n}"):
+        generate_captions(run_dir, ["pink petals with a yellow center"], n=n)
 
 
 # ---------------------------------------------------------------- the checkpoint rebuilds the models
