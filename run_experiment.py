@@ -27,12 +27,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
         return 0
-    from app.run import run  # imports torch: after the config is known to be valid
+    from app.run import RunExistsError, run  # imports torch: after the config is known to be valid
     from core.io import CheckpointError
+    from data_utils.records import DataError
+    from tracking.tracker import TrackingError
     try:
         summary = run(cfg)
-    except (CheckpointError, ConfigError) as e:  # --run.resume / --train.encoders_from name an unusable file
-        print(f"error: {e}", file=sys.stderr)
+    # user errors, one line each: --run.resume / --train.encoders_from name an unusable file, an unreadable data
+    # cache or data folder, W&B online without credentials, a --run.name that already holds a run
+    except (CheckpointError, ConfigError, DataError, TrackingError, RunExistsError) as e:
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     print(summary["run_dir"])
     return 0 if summary.get("status") in ("finished", "interrupted") else 1

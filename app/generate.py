@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="noise scale in [0, 1]: lower = more faithful, less varied (default: the run's eval.truncation)")
     p.add_argument("--out", default="generated.png")
     args = p.parse_args(argv)
+    if args.n < 1:
+        print(f"error: -n must be at least 1 (images per caption), got {args.n}", file=sys.stderr)
+        return 2
     try:
         imgs = generate_captions(args.checkpoint, args.caption, args.n, args.seed, pick_device("auto"),
                                  args.truncation, log=print)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import sys
 import time
@@ -32,9 +33,13 @@ from models.build import param_table
 from models.inference import load_networks
 from tracking.media import log_run_media
 from tracking.sweep import SWEEP_METRIC
-from tracking.tracker import Tracker
+from tracking.tracker import Tracker, resolve_mode
 from training.distributed import broadcast_object, setup, teardown
 from training.trainer import NonFiniteLoss, Trainer
+
+
+class RunExistsError(FileExistsError):
+    """--run.name names a folder that already holds a run."""
 
 
 ENCODER_KEYS = ("model.embed_dim", "model.enc_width", "model.enc_depth", "model.text_width", "model.text_dim",
@@ -93,11 +98,14 @@ def _media(cfg: Config, data, eval_dir: Path, tracker, log) -> None:
 def run(cfg: Config, log=print, tables: bool = True) -> dict:
     """Train (or resume) and evaluate one run; returns the summary that is also written to summary.json.
 
-    log: one-line progress messages; tables: also print the rich parameter and evaluation tables on stdout."""
+    log: one-line progress messages; tables: also print the rich parameter and evaluation tables on stdout.
+    User errors raise before training (CheckpointError, ConfigError, DataError, TrackingError, RunExistsError);
+    a run that stops before its first checkpoint removes the run folder if this call created it."""
     rank, world = setup()
     if rank != 0:
         log, tables = (lambda *a, **k: None), False  # only rank 0 speaks
     ckpt = encoders = None
+    created = False  # whether this call made the run folder (then a failure before any checkpoint removes it)
     if cfg.run.resume:
         resume_path = resolve_checkpoint(cfg.run.resume, LAST)
         ckpt = load_checkpoint(resume_path)
@@ -108,12 +116,25 @@ def run(cfg: Config, log=print, tables: bool = True) -> dict:
     else:
         if cfg.train.encoders_from:
             encoders = adopt_encoder_stage(cfg, Path(cfg.train.encoders_from))
-        run_id = broadcast_object(cfg.run.name or time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid() % 10000:04d}",
-                                  world)
-        run_dir = Path(cfg.run.out_dir) / run_id
+        name = cfg.run.name or time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid() % 10000:04d}"
+        created = rank == 0 and not (Path(cfg.run.out_dir) / name).exists()  # before any process makes it
+        run_dir = Path(cfg.run.out_dir) / broadcast_object(name, world)
         if rank == 0 and (run_dir / "checkpoints").exists():
-            raise FileExistsError(f"{run_dir} already holds a run; pick another --run.name or use --run.resume")
+            raise RunExistsError(f"{run_dir} already holds a run; pick another --run.name or use --run.resume")
+    if rank == 0:
+        resolve_mode(cfg.wandb.mode)  # TrackingError (e.g. online without credentials) before any folder exists
     run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _run(cfg, run_dir, ckpt, encoders, rank, world, log, tables)
+    except BaseException:
+        if created and not (run_dir / "checkpoints").exists():
+            shutil.rmtree(run_dir, ignore_errors=True)  # it stopped before its first epoch: leave nothing behind
+        raise
+
+
+def _run(cfg: Config, run_dir: Path, ckpt: dict | None, encoders: dict | None, rank: int, world: int, log,
+         tables: bool) -> dict:
+    """run() once the run folder exists: data, tracker, Trainer.fit, evaluation, summary."""
     device = pick_device(cfg.train.device)
     threads = set_threads(cfg.train.threads, world)
     if rank == 0:

@@ -95,10 +95,20 @@ def read_attrs(path: Path) -> dict | None:
 
 
 def load_cache(path: Path, classes: Sequence[int] | None = None) -> CacheData:
-    """Read the images of `classes` (all when None) into memory as uint8 arrays."""
+    """Read the images of `classes` (all when None) into memory as uint8 arrays. DataError (one line, naming the
+    file) for a missing, truncated, corrupt or out-of-date cache."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: cache not found; build it with `python -m data_utils.prepare --out {path}`")
+    try:
+        return _read_cache(path, classes)
+    except OSError as e:  # h5py: not an HDF5 file, truncated, unreadable chunk
+        reason = " ".join(str(e).split()) or type(e).__name__
+        raise DataError(f"{path}: not a readable HDF5 cache (truncated or corrupt: {reason}); rebuild it with "
+                        f"`python -m data_utils.prepare --force --out {path}`") from None
+
+
+def _read_cache(path: Path, classes: Sequence[int] | None) -> CacheData:
     with h5py.File(path, "r") as f:
         version = int(f.attrs.get("schema_version", -1))
         if version != SCHEMA_VERSION:

@@ -51,7 +51,11 @@ def ensure_cache(dc, log=print) -> None:
     atomic); an existing cache is used as it is when no data folder is named (data.root, $OXFORD102_DIR)."""
     if Path(dc.cache).is_file() and not dc.root and not os.environ.get("OXFORD102_DIR"):
         return
-    prepare(resolve_data_root(dc.root), Path(dc.cache), log=log)
+    try:
+        root = resolve_data_root(dc.root)
+    except FileNotFoundError as e:  # no data folder: a user error like any other DataError
+        raise DataError(str(e)) from None
+    prepare(root, Path(dc.cache), log=log)
 
 
 def main(argv: list[str] | None = None) -> int:

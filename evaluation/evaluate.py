@@ -88,13 +88,15 @@ def evaluate(nets, data, cfg, out_dir: Path, device="cpu", log=print, spec: Eval
     for _, m in nets.items():
         m.eval()
     ctx = EvalContext(nets, data, cfg, device, log)
+    log("evaluation: encoder metrics, baselines, evaluation network, judge, generation metrics "
+        f"(into {out_dir}) ...")
     # one BLAS thread for sklearn: multithreaded L-BFGS is up to 50x slower when cores are shared
     with threadpool_limits(1, user_api="blas"):
-        report, seconds = run_metrics(ctx, ("encoder", "baselines"))
+        report, seconds = run_metrics(ctx, ("encoder", "baselines"), log=log)
     log("encoder kNN: " + ", ".join(f"{g}={report['encoder'][g].get('knn_acc')}" for g in ("all", "train", "test")))
     report["evaluator"], runtime = _load_evaluators(ctx, out_dir, spec, judge_spec)
     with threadpool_limits(1, user_api="blas"):
-        generation, gen_seconds = run_metrics(ctx, ("generation",))
+        generation, gen_seconds = run_metrics(ctx, ("generation",), log=log)
     report["generation"] = generation["generation"]
     table = param_table(nets)
     report["params"] = {row["network"]: row["total_params"] for row in table}

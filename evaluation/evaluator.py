@@ -193,9 +193,11 @@ def fingerprint(images: torch.Tensor, labels: np.ndarray, spec: EvaluatorSpec) -
 
 
 def load_or_train(path: Path | None, images: torch.Tensor, labels: np.ndarray,
-                  spec: EvaluatorSpec = EvaluatorSpec(), device="cpu", log=print) -> tuple[Evaluator, bool]:
+                  spec: EvaluatorSpec = EvaluatorSpec(), device="cpu", log=print, announce: str | None = None
+                  ) -> tuple[Evaluator, bool]:
     """The evaluator cached at ``path`` if its fingerprint matches, else a freshly trained one (saved there).
 
+    Training is announced before it starts (`announce`, else a line naming the images, epochs and ``path``).
     Returns (evaluator, cached). A missing, unreadable or stale cache file is retrained, never trusted; one that
     cannot be written (a read-only folder) is skipped with a message, and the network is used unsaved.
     """
@@ -210,6 +212,9 @@ def load_or_train(path: Path | None, images: torch.Tensor, labels: np.ndarray,
             log(f"evaluator: {path} was trained on other data or settings; retraining")
         except Exception as e:  # noqa: BLE001 - any unreadable cache is simply rebuilt
             log(f"evaluator: cannot read {path} ({e}); retraining")
+    log(announce or f"evaluator: training the evaluation network on {len(images):,} images of "
+        f"{len(np.unique(labels))} classes (minus its hold-out), {spec.epochs} epochs"
+        + (f"; kept as {path}" if path else ""))
     ev = train_evaluator(images, labels, spec, device, log)
     if path is not None:
         blob = {"fingerprint": key, "classes": ev.classes, "info": json.dumps(ev.info), "state_dict": ev.net.state_dict()}

@@ -19,14 +19,16 @@ def register_metric(name: str, section: str = "generation"):
     return wrap
 
 
-def run_metrics(ctx, sections: tuple[str, ...], names: list[str] | None = None) -> tuple[dict, dict]:
+def run_metrics(ctx, sections: tuple[str, ...], names: list[str] | None = None, log=None) -> tuple[dict, dict]:
     """Run the registered families of `sections` (all, or only `names`) on ctx -> ({section: {key: entry}},
-    {family: seconds})."""
+    {family: seconds}). `log`, when given, is called with one line naming each family as it starts."""
     report: dict[str, dict] = {}
     seconds: dict[str, float] = {}
     for name, (section, fn) in METRICS.items():
         if section not in sections or (names is not None and name not in names):
             continue
+        if log is not None:
+            log(f"evaluation: {name} ...")
         t0 = time.time()
         report.setdefault(section, {}).update(fn(ctx))
         seconds[name] = time.time() - t0

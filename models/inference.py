@@ -120,7 +120,10 @@ def generate_captions(checkpoint, captions: list[str], n: int = 8, seed: int = 0
     """captions -> images (len(captions), n, 3, 64, 64) in [-1, 1]; truncation None = the run's eval.truncation.
 
     A caption of fewer than 2 words, or with no word in the run's vocabulary (the training classes' captions),
-    raises ValueError; `log`, when given, is called with one line per caption that has unknown or cut words."""
+    raises ValueError, as does n < 1; `log`, when given, is called with one line per caption that has unknown or cut
+    words."""
+    if n < 1:
+        raise ValueError(f"n must be at least 1 (images per caption), got {n}")
     nets, vocab, cfg, _ = load_models(checkpoint, device)
     tokens, lengths = vocab.encode(captions, cfg.data.max_caption_len)
     empty = [c for c, n_tok in zip(captions, lengths.tolist()) if n_tok == 0]

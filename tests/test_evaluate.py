@@ -70,6 +70,7 @@ def test_evaluator_cache_is_keyed_by_data_and_spec(tmp_path):
     logs = []
     _, cached = load_or_train(path, x, y, EvaluatorSpec(epochs=5, width=8), log=logs.append)  # another spec
     assert not cached and "other data or settings" in logs[0]
+    assert logs[1].startswith("evaluator: training the evaluation network on ") and f"kept as {path}" in logs[1]
     path.write_bytes(b"garbage")
     _, cached = load_or_train(path, x, y, SMALL, log=logs.append)  # unreadable: retrained, never trusted
     assert not cached and any("cannot read" in line for line in logs)
@@ -269,8 +270,12 @@ def test_judge_is_trained_once_per_cache_and_scores_each_sample_set(mini_cache, 
     cache = tmp_path / "flowers.h5"
     shutil.copy(mini_cache, cache)
     spec = EvaluatorSpec(input_size=64, stem_stride=2, width=8, epochs=2, holdout_fraction=0.2)
-    judge, cached, (images, labels) = load_judge(cache, spec, log=lambda *_: None)
+    logs = []
+    judge, cached, (images, labels) = load_judge(cache, spec, log=logs.append)
     assert not cached and judge_path(cache) == tmp_path / "flowers.judge.pt" and judge_path(cache).is_file()
+    assert logs[0] == ("training the judge once for this data cache (all 306 images, 2 epochs): under a minute on "
+                       f"a 2-core CPU; kept as {tmp_path / 'flowers.judge.pt'}")  # announced before it starts
+    assert logs[1].startswith("judge: trained on ")
     assert judge.classes == list(range(1, 103)) and images.shape == (306, 3, 72, 72)
     again, cached, _ = load_judge(cache, spec, log=lambda *_: None)
     assert cached and np.allclose(again.logits(images[:8]), judge.logits(images[:8]), atol=1e-6)

@@ -47,9 +47,24 @@ def _common(mini_root: Path, mini_cache: Path, out_dir: Path) -> list[str]:
             "--wandb.mode=disabled", "--train.threads=1", "--train.device=cpu"]
 
 
-def run_cli(args: list[str], timeout: float = 120, module: str | None = None) -> subprocess.CompletedProcess:
+def run_cli(args: list[str], timeout: float = 120, module: str | None = None,
+            env: dict[str, str | None] | None = None) -> subprocess.CompletedProcess:
+    """`env`: variables to set (a value) or remove (None) on top of _env()."""
     cmd = [sys.executable, *(["-m", module] if module else ["run_experiment.py"]), *args]
-    return subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=timeout)
+    full = _env()
+    for k, v in (env or {}).items():
+        if v is None:
+            full.pop(k, None)
+        else:
+            full[k] = v
+    return subprocess.run(cmd, cwd=REPO, env=full, capture_output=True, text=True, timeout=timeout)
+
+
+def one_line(stderr: str) -> str:
+    """The only non-empty line of `stderr` (a user error is reported in one line, without a traceback)."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr[-3000:]
+    return lines[0]
 
 
 def read_stats(run_dir: Path) -> list[dict]:
@@ -103,6 +118,8 @@ def smoke_run(mini_root, mini_cache, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
     t0 = time.time()
     proc = run_cli(["--config", TINY, *_common(mini_root, mini_cache, out), "--run.name=smoke"])
+    (out / "smoke.stdout").write_text(proc.stdout)
+    (out / "smoke.stderr").write_text(proc.stderr)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run_dir = out / "smoke"
     assert proc.stdout.strip().splitlines()[-1] == str(run_dir)  # the last line names the run directory
@@ -211,6 +228,63 @@ def test_bad_override_exits_2_naming_the_key(arg, key, tmp_path):
     assert proc.returncode == 2
     assert f"'{key}'" in proc.stderr and "config error" in proc.stderr
     assert not (tmp_path / "runs").exists()
+
+
+# ---------------------------------------------------------------- user errors: one line, exit 2, no run folder left
+@pytest.mark.parametrize("damage", ["truncated", "not hdf5"])
+def test_corrupt_cache_is_one_line_and_removes_only_the_folder_it_made(damage, mini_cache, tmp_path):
+    bad = tmp_path / "flowers.h5"
+    whole = mini_cache.read_bytes()
+    bad.write_bytes(whole[:len(whole) // 2] if damage == "truncated" else b"not an HDF5 file\n" * 64)
+    out = tmp_path / "runs"
+    args = ["--config", TINY, f"--data.cache={bad}", f"--run.out_dir={out}", "--wandb.mode=disabled",
+            "--train.threads=1", "--train.device=cpu"]  # no data.root: the cache is used as it is
+    proc = run_cli([*args, "--run.name=c"], env={"OXFORD102_DIR": None})
+    assert proc.returncode == 2
+    line = one_line(proc.stderr)
+    assert line.startswith(f"error: {bad}: not a readable HDF5 cache") and "python -m data_utils.prepare --force" in line
+    assert out.is_dir() and not (out / "c").exists()  # the run folder it had made is removed
+    mine = out / "mine"  # a folder that existed before the run is never removed
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    proc = run_cli([*args, "--run.name=mine"], env={"OXFORD102_DIR": None})
+    assert proc.returncode == 2 and "not a readable HDF5 cache" in one_line(proc.stderr)
+    assert (mine / "notes.txt").read_text() == "keep me"
+
+
+def test_online_without_credentials_is_one_line_exit_2(mini_root, mini_cache, tmp_path):
+    out = tmp_path / "runs"
+    no_login = {"HOME": str(tmp_path), "WANDB_API_KEY": None, "WANDB_IDENTITY_TOKEN_FILE": None, "NETRC": None,
+                "WANDB_CONFIG_DIR": None, "WANDB_BASE_URL": None}
+    proc = run_cli(["--config", TINY, *_common(mini_root, mini_cache, out), "--run.name=w", "--wandb.mode=online"],
+                   env=no_login)
+    assert proc.returncode == 2
+    assert one_line(proc.stderr).startswith("error: --wandb.mode=online needs W&B credentials")
+    assert not (out / "w").exists()
+
+
+def test_existing_run_name_is_one_line_exit_2_and_keeps_that_run(smoke_run, mini_root, mini_cache):
+    run_dir, _ = smoke_run
+    before = sorted(p.relative_to(run_dir) for p in run_dir.rglob("*"))
+    proc = run_cli(["--config", TINY, *_common(mini_root, mini_cache, run_dir.parent), "--run.name=smoke"])
+    assert proc.returncode == 2
+    assert one_line(proc.stderr) == (f"error: {run_dir} already holds a run; pick another --run.name or use "
+                                     "--run.resume")
+    assert sorted(p.relative_to(run_dir) for p in run_dir.rglob("*")) == before
+
+
+@pytest.mark.parametrize("n", [0, -3])
+def test_generate_needs_at_least_one_image_per_caption(n, smoke_run, tmp_path, capsys):
+    from app.generate import main
+    from models.inference import generate_captions
+    run_dir, _ = smoke_run
+    out = tmp_path / "x.png"
+    assert main(["--checkpoint", str(run_dir), "--caption", "pink petals with a yellow center", "-n", str(n),
+                 "--out", str(out)]) == 2
+    assert one_line(capsys.readouterr().err) == f"error: -n must be at least 1 (images per caption), got {n}"
+    assert not out.exists()
+    with pytest.raises(ValueError, match=f"n must be at least 1 .*got {n}"):
+        generate_captions(run_dir, ["pink petals with a yellow center"], n=n)
 
 
 # ---------------------------------------------------------------- the checkpoint rebuilds the models
@@ -814,6 +888,78 @@ def test_phase_epochs_and_passes():
     with pytest.raises(ValueError, match="train.gan_epochs"):
         phase_epochs(10, 0, -1)
 
+
+
+# ---------------------------------------------------------------- the progress display (training/progress.py)
+def test_progress_eta_arithmetic():
+    from training.progress import done_epochs, format_seconds, images_per_second, phase_remaining, run_remaining
+    assert [format_seconds(s) for s in (None, 0, 42, 59.6, 185, 3599, 3725)] == \
+        ["?", "0s", "42s", "1m00s", "3m05s", "59m59s", "1h02m"]
+    plan = {"encoder": 40, "joint": 60, "gan": 100}
+    assert done_epochs(plan, "encoder", 10) == {"encoder": 10, "joint": 0, "gan": 0}
+    assert done_epochs(plan, "joint", 7) == {"encoder": 40, "joint": 7, "gan": 0}
+    assert done_epochs(plan, "gan", 100) == plan
+    assert phase_remaining(40, 10, [10, 12], 0.5) == 29.5 * 11  # 29.5 epochs left at their mean of 11 s
+    assert phase_remaining(40, 40, [], 0.0) == 0.0 and phase_remaining(5, 1, []) is None
+    assert images_per_second(10, 64, 4.0) == 160.0 and images_per_second(0, 64, 1.0) is None
+    # in the encoder phase: its own epochs for it; joint (cost 2) and GAN-only (cost 1) by ratio to it
+    per, total = run_remaining(plan, done_epochs(plan, "encoder", 10), {"encoder": [10, 12]}, "encoder", 0.5)
+    assert per == {"encoder": (324.5, "measured"), "joint": (60 * 22.0, "ratio"), "gan": (100 * 11.0, "ratio")}
+    assert total == 324.5 + 1320 + 1100
+    # in the joint phase: the encoder phase is done, joint from its own epochs, GAN-only at half a joint epoch
+    per, total = run_remaining(plan, done_epochs(plan, "joint", 20), {"encoder": [10] * 40, "joint": [25, 27]},
+                               "joint", 0.25)
+    assert per == {"encoder": (0.0, "done"), "joint": (39.75 * 26, "measured"), "gan": (100 * 13.0, "ratio")}
+    assert total == 1033.5 + 1300
+    # in the GAN phase everything is measured; before any epoch ends nothing is known
+    per, total = run_remaining(plan, done_epochs(plan, "gan", 99), {"gan": [8.0]}, "gan", 0.5)
+    assert per["gan"] == (4.0, "measured") and total == 4.0
+    per, total = run_remaining({"encoder": 1, "joint": 0, "gan": 2}, {"encoder": 0, "joint": 0, "gan": 0}, {},
+                               "encoder", 0.3)
+    assert per == {"encoder": (None, "unknown"), "joint": (0.0, "done"), "gan": (None, "unknown")} and total is None
+
+
+def test_progress_draws_on_a_terminal_and_is_silent_otherwise(mini_cache, tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from training.progress import TrainingProgress
+    buf = io.StringIO()
+    shown = TrainingProgress({"encoder": 2, "joint": 0, "gan": 1}, True,
+                             console=Console(file=buf, force_terminal=True, width=140))
+    shown.start_epoch("encoder", 0, 0, 10)
+    time.sleep(0.01)
+    shown.update("encoder", 5, 16, {"enc/image_text": 1.25, "enc/prior": 3.0})
+    shown.end_epoch("encoder", 1)
+    shown.start_epoch("encoder", 1, 0, 10)
+    shown.update("encoder", 4, 16, {})
+    text = buf.getvalue()
+    shown.close()
+    assert "\x1b[" in text  # drawn in place on a terminal
+    for part in ("encoder", "epoch 2/2 step 4/10", "img/s", "ETA", "(by ratio)", "run: 1/3 epochs",
+                 "latest enc/image_text=1.25"):
+        assert part in text, part
+    assert "joint" not in text and "enc/prior" not in text  # no empty phase, only the key losses
+    quiet = TrainingProgress({"encoder": 2, "joint": 0, "gan": 1}, False)
+    quiet.start_epoch("encoder", 0, 0, 10)
+    quiet.update("encoder", 5, 16, {"enc/image_text": 1.0})
+    quiet.end_epoch("encoder", 1)
+    quiet.close()
+    assert quiet.live is None and quiet.measured["encoder"] == []
+    # the Trainer draws only for rank 0 on a terminal: never under pytest's captured stdout
+    assert not make_trainer(tiny_cfg(mini_cache), tmp_path / "t").progress.enabled
+
+
+def test_smoke_run_output_has_no_escape_codes(smoke_run):
+    """stdout is a pipe: the one-line epoch logs, no bar and no ANSI codes; evaluation announces its parts."""
+    run_dir, _ = smoke_run
+    out, err = (run_dir.parent / "smoke.stdout").read_text(), (run_dir.parent / "smoke.stderr").read_text()
+    assert "\x1b" not in out and "\x1b" not in err and "\r" not in out
+    assert "[joint] epoch 1 (1/1)" in out and "[gan] epoch 3 (2/2)" in out
+    assert "evaluation: encoder metrics, baselines, evaluation network, judge, generation metrics" in out
+    assert "evaluation: fid_kid ..." in out
+    assert "evaluator: training the evaluation network" in out
 
 @pytest.mark.parametrize("overrides,match", [
     ({"train.encoder_epochs": 100, "train.joint_epochs": 60, "train.gan_epochs": 101}, "200-epoch budget"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from models.build import build_networks
 from .distributed import any_process, average_gradients, broadcast_buffers
 from .encoder_stage import EncoderStage
 from .gan_stage import GanStage
+from .progress import TrainingProgress
 from .schedule import describe, phase_epochs
 from .validation import fixed_inputs, sample_grid, validate
 
@@ -77,6 +79,8 @@ class Trainer:
                       "images_seen": 0, "best_metric": math.inf, "best_epoch": -1, "perm": None, "gan_steps": 0}
         self.fixed = fixed_inputs(data, cfg.model.noise_dim)
         self.stop_requested = False
+        # the live progress display: rank 0 on a terminal only (never in CI logs, tests, sweep trials, files)
+        self.progress = TrainingProgress(self.epochs, enabled=rank == 0 and sys.stdout.isatty())
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.stats_path = self.run_dir / "stats.jsonl"
         if resume is not None:
@@ -200,6 +204,7 @@ class Trainer:
                 g = torch.Generator().manual_seed(tc.seed * 100_003 + st["epoch"])
                 st["perm"] = torch.randperm(len(self.data.train), generator=g)
             t0 = time.time()
+            self.progress.start_epoch(name, st["stage_epoch"], st["step_in_epoch"], stage.steps_per_epoch)
             if self._run_epoch_steps(stage):
                 return  # stop requested: the caller saves a resumable checkpoint
             broadcast_buffers([m for _, m in self.nets.items()] + [self.g_ema], self.world)
@@ -227,6 +232,7 @@ class Trainer:
                 self._check_finite(vals)
                 self.log_row({"stage": stage.name, "epoch": st["epoch"], "step": st["step"],
                               "images_seen": st["images_seen"], **vals})
+                self.progress.update(stage.name, st["step_in_epoch"], bs, vals)
             if any_process(self.stop_requested, self.world):
                 self.stop_requested = True
                 return True
@@ -257,9 +263,16 @@ class Trainer:
             self.log(f"[{stage.name}] epoch {st['epoch']} ({st['stage_epoch']}/{epochs}) "
                      + " ".join(f"{k}={v:.4g}" for k, v in shown.items()))
         self.save("last.pt")
+        self.progress.end_epoch(stage.name, st["stage_epoch"])
 
     def fit(self) -> dict:
         """Run (or resume) the schedule's phases; returns a summary. Stops early, resumable, if stop_requested."""
+        try:
+            return self._fit()
+        finally:
+            self.progress.close()
+
+    def _fit(self) -> dict:
         st, plan = self.state, self.epochs
         t0 = time.time()
         self.log(f"schedule: {describe(plan)}; now in the {st['stage']} phase at epoch {st['epoch']}")
