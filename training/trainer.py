@@ -172,7 +172,7 @@ class Trainer:
         self.set_stage_modes("encoder")
         out = self.encoder.step(idx)
         self.set_stage_modes("gan")
-        gb = self.gan.bs
+        gb = max(1, self.gan.bs // self.world)  # idx is this process's share of the global batch, so is each GAN slice
         for k in range(0, len(idx) - gb + 1, gb):
             out.update(self.gan.step(idx[k:k + gb]))
         return out

@@ -80,7 +80,10 @@ def validate(tr, g_ema) -> dict:
         fake = generate_from_tokens(text, g_ema, tokens, lengths, z, tr.device, per_caption_noise=True)
         r_fake = enc(fake[:, 0])
         subset = min(100, len(val) // 2)
-        out["val/kid"] = kid(r_real.cpu().numpy(), r_fake.cpu().numpy(), subset_size=max(subset, 2))[0]
+        # in the joint phase the encoder's space still moves (and is not whitened yet): its KID has its own key, so
+        # val/kid (best.pt, the sweeps' early stopping) only compares GAN-only epochs in the final space
+        key = "val/kid" if tr.state["stage"] == "gan" else "val/kid_joint"
+        out[key] = kid(r_real.cpu().numpy(), r_fake.cpu().numpy(), subset_size=max(subset, 2))[0]
         out["val/distill"] = losses.cosine_distance(r_fake, text.predict_representation(t)).item()
         try:  # the blocky pattern: edges on the last upsampling's 2-px grid (photos ~1; metrics/grid.py)
             out["val/grid_contrast"] = grid_contrast(fake[:, 0], 2)
