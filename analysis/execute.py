@@ -52,14 +52,16 @@ def clear_outputs(nb) -> None:
 
 def execute_notebook(path=NOTEBOOK, timeout: int = 600, env: dict | None = None, cwd=REPO):
     """Execute the notebook at `path` (kernel: this Python, working folder `cwd`, extra environment `env`)
-    and return the executed notebook node; cell errors raise nbclient's CellExecutionError."""
+    and return the executed notebook node; cell errors raise nbclient's CellExecutionError. A value None in `env`
+    removes that variable."""
     import nbformat
     from nbclient import NotebookClient
     nb = nbformat.read(str(path), as_version=4)
     client = NotebookClient(nb, timeout=timeout, kernel_name=KERNEL_NAME, record_timing=False,
                             resources={"metadata": {"path": str(cwd)}})
     with this_python_kernel():
-        client.execute(env={**os.environ, **(env or {})})
+        merged = {**os.environ, **(env or {})}
+        client.execute(env={k: v for k, v in merged.items() if v is not None})
     return nb
 
 

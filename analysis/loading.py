@@ -180,19 +180,6 @@ def parameter_rows(nets, metrics: dict | None = None) -> list[dict]:
     return rows
 
 
-def flatten(d, prefix: str = "") -> list[tuple[str, object]]:
-    """Nested dict -> [("a.b.c", leaf value)] in file order. Lists and strings are leaves."""
-    out = []
-    for k, v in (d or {}).items():
-        key = f"{prefix}.{k}" if prefix else str(k)
-        if isinstance(v, dict) and v and "unavailable" not in v:
-            out.extend(flatten(v, key))
-        else:
-            out.append((key, v))
-    return out
-
-
-
 def checkpoint_overview(ckpt: dict, data, vocab) -> list[tuple[str, str]]:
     """(field, value) pairs: the checkpoint's epoch, the class split and the set sizes, for printing."""
     state = ckpt.get("state", {})

@@ -1,14 +1,13 @@
 """Small tables for `analysis.ipynb`: they show as HTML in a notebook and as aligned plain text elsewhere (no pandas).
-The parameter table, the encoder metric table and the other metric tables of a run's eval/metrics.json."""
+The parameter table, and the compact, encoder and whole-evaluation tables of a run's eval/metrics.json."""
 from __future__ import annotations
 
 import html
 
 from data_utils.classes import class_name
-from evaluation.report import fmt
+from evaluation.report import fmt, headline_rows, table_rows
 
 from .figures import image_key
-from .loading import flatten
 
 # ------------------------------------------------------------------ tables
 
@@ -84,53 +83,6 @@ ENCODER_METRICS = {"knn_acc": "kNN accuracy", "linear_acc": "linear-probe accura
                    "silhouette": "silhouette", "nmi": "k-means NMI"}
 GROUPS = {"all": "all 25 classes", "train": "20 train classes", "test": "5 unseen test classes"}
 
-# What a metric name means; matched against each part of a dotted key, last part first.
-METRIC_NOTES = {
-    "n_generated": "number of generated images evaluated",
-    "class_consistency_encoder_knn": "share of generated images whose nearest real images are of the caption's "
-                                     "class (higher is better)",
-    "class_consistency": "generated images recognised as the caption's class (higher is better)",
-    "class_consistency_own_photo_representation": "the same, generated from each caption's own photo's "
-                                                  "representation instead of the text prior's guess",
-    "truncation": "noise scale of the samples (1 = as in training)",
-    "fid_encoder": "Fréchet distance generated vs real, source-encoder features (lower is better)",
-    "kid_encoder": "kernel distance generated vs real, mean ± std over subsets (lower is better)",
-    "real_floor_encoder": "real vs real (two halves of the real images): the floor a generator can reach",
-    "r_precision": "is a generated image closest to its own caption among the candidates? (higher is better)",
-    "ms_ssim_same_caption": "similarity of images from one caption with different noise (lower = more diverse)",
-    "grid_contrast": "edges across the 2/4/8-px upsampling grid over edges elsewhere (photos ~1; above = blocky)",
-    "recognised_by_judge": "share the judge (a classifier of all cached classes, evaluation only) puts in the "
-                           "caption's class, among all / the run's / the set's classes (higher is better)",
-    "class_consistency_all_classes": "kNN class among the real images of all the run's classes, of the text "
-                                     "prior's guess or the generated image (higher is better)",
-    "recognised_train_class": "generated train-class images the evaluator classifies as their class "
-                              "(higher is better)",
-    "fid": "Fréchet distance (lower is better)",
-    "kid": "kernel inception distance (lower is better)",
-    "kid_mean": "kernel distance, mean over subsets (lower is better)",
-    "kid_std": "kernel distance, std over subsets",
-    "real_floor": "real vs real: the floor a generator can reach",
-    "accuracy": "classification accuracy (higher is better)",
-    "n_per_half": "real images in each half of the real-vs-real comparison",
-}
-
-
-def metric_note(key: str) -> str:
-    """A short explanation of a (dotted) metric key, or "" when it is not in METRIC_NOTES."""
-    parts = key.split(".")
-    if len(parts) > 1 and any(p.startswith("real_floor") for p in parts[:-1]):
-        leaf = metric_note(parts[-1]).replace(" (lower is better)", "")
-        return "real vs real floor" + (f": {leaf}" if leaf else "")
-    for part in reversed(parts):
-        if part in METRIC_NOTES:
-            return METRIC_NOTES[part]
-    for part in reversed(parts):  # e.g. fid_evaluator, kid_evaluator, real_floor_evaluator
-        for stem in ("real_floor", "fid", "kid", "accuracy", "class_consistency"):
-            if part.startswith(stem) or part.endswith(stem):
-                return METRIC_NOTES[stem]
-    return ""
-
-
 def encoder_metric_table(metrics: dict) -> Table | None:
     """Encoder metrics of `eval/metrics.json` with the two baselines beside each number (best in bold);
     None when the file has no encoder section."""
@@ -155,22 +107,18 @@ def encoder_metric_table(metrics: dict) -> Table | None:
                       "Bold = best of the row. Labels are used only here, to score the embeddings.")
 
 
-SKIP_SECTIONS = ("encoder", "baselines", "params", "param_table", "split")
+def headline_table(metrics: dict) -> Table:
+    """The compact table of `eval/metrics.json` (evaluation.report.headline_rows): metric | value | reference."""
+    return Table(["metric", "value", "reference"], [list(r) for r in headline_rows(metrics)],
+                 title="The run at a glance", align=["left", "right", "left"])
 
 
-def other_metric_tables(metrics: dict) -> list[Table]:
-    """Every other section of `eval/metrics.json` (generation, evaluator, ...) as a Table of its leaves,
-    whatever keys it holds, each with a short explanation when the name is known."""
-    tables = []
-    for section, value in metrics.items():
-        if section in SKIP_SECTIONS:
-            continue
-        pairs = flatten(value) if isinstance(value, dict) else [(section, value)]
-        rows = [[k, v, metric_note(k)] for k, v in pairs]
-        if rows:
-            tables.append(Table(["metric", "value", "meaning"], rows, title=f"{section}",
-                                align=["left", "right", "left"]))
-    return tables
+def evaluation_table(metrics: dict) -> Table:
+    """Every metric of `eval/metrics.json` with its baseline or floor and what good looks like
+    (evaluation.report.table_rows: the table the end of training prints)."""
+    return Table(["metric", "value", "baseline / floor", "what good looks like"],
+                 [list(r) for r in table_rows(metrics)], title="The whole evaluation",
+                 align=["left", "right", "left", "left"])
 
 
 # ------------------------------------------------------------------ training curves

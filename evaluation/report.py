@@ -163,6 +163,47 @@ def table_rows(report: dict) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+def _judge_rate(jr, key: str, among: str) -> tuple[str, str]:
+    r = _get(jr, key) if isinstance(jr, dict) else None
+    if not isinstance(r, dict) or "unavailable" in r:
+        return fmt(r), ""
+    return (fmt((r.get("value") or {}).get(among)),
+            f"real photos {fmt((r.get('real_reference') or {}).get(among))}, "
+            f"chance {fmt((r.get('chance') or {}).get(among))}")
+
+
+def headline_rows(report: dict) -> list[tuple[str, str, str]]:
+    """metrics.json dict -> the compact table (metric, value, reference) shown in the README and the notebook:
+    the encoder's kNN, KID, class consistency, the judge's three questions, diversity, the grid and the caption's
+    colour, each beside what real photos (or chance) score."""
+    enc, base, gen = report.get("encoder", {}), report.get("baselines", {}), report.get("generation", {})
+    knn = lambda src: " / ".join(fmt((src.get(g) or {}).get("knn_acc")) for g in ("all", "test"))  # noqa: E731
+    rows = [("source encoder kNN top-1, all 25 / 5 unseen classes", knn(enc),
+             f"colour histogram {knn(base.get('color_histogram', {}))}, chance 0.040 / 0.200")]
+    k = gen.get("kid_evaluator", {})
+    rows.append(("KID, evaluation network's features, unseen classes", fmt(_get(k, "value"), 4),
+                 f"real vs real {fmt(_get(k, 'floor'), 4)}"))
+    ref = gen.get("class_consistency_reference", {})
+    rows.append(("class consistency (evaluator kNN), unseen classes", fmt(gen.get("class_consistency_evaluator_knn")),
+                 f"real photos {fmt(ref.get('real_evaluator_knn'))}, chance {fmt(ref.get('chance'))}"))
+    jr = gen.get("recognised_by_judge")
+    for key, among, what in (("test_captions", "own", "judge: right class among the 5 unseen, unseen captions"),
+                             ("test_captions", "all", "judge: right class among all 102, unseen captions"),
+                             ("train_captions", "all", "judge: right class among all 102, held-out seen-class captions")):
+        rows.append((what, *_judge_rate(jr, key, among)))
+    ms = gen.get("ms_ssim_same_caption", {})
+    rows.append(("MS-SSIM between samples of one caption (lower = more diverse)", fmt(_get(ms, "value")),
+                 f"real photos of one class {fmt(_get(ms, 'real_reference_same_class'))}"))
+    gc = gen.get("grid_contrast", {})
+    rows.append(("upsampling-grid contrast at 2 px (1 = no grid)", fmt((_get(gc, "value") or {}).get("2"), 2),
+                 f"real photos {fmt((_get(gc, 'real_reference') or {}).get('2'), 2)}"))
+    cc = gen.get("caption_colour")
+    if cc is not None:
+        rows.append(("caption's colour followed (captions naming one colour)", fmt(_get(cc, "value")),
+                     f"real photos {fmt(_get(cc, 'real_reference'))}, chance {fmt(_get(cc, 'chance'))}"))
+    return rows
+
+
 def print_table(report: dict, file=None) -> None:
     """Print ``table_rows(report)`` as a rich table (plain text when not a terminal)."""
     from rich.console import Console

@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from evaluation.evaluator import EvaluatorSpec, load_or_train, stratified_holdout, train_evaluator
-from evaluation.report import fmt, table_rows
+from evaluation.report import fmt, headline_rows, table_rows
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = EvaluatorSpec(epochs=6, width=8)
@@ -113,6 +113,32 @@ def test_table_shows_unavailable_with_reason_not_a_number():
     assert fmt(None) == "n/a" and fmt(1e-5) == "1.00e-05"
     assert fmt(1234567) == "1,234,567" and fmt([0.0442, 0.0081], 4) == "0.0442 ± 0.0081"
     assert fmt(float("nan")) == "nan" and fmt(True) == "True" and fmt([1, "a"]) == "1, a"
+
+
+def test_headline_rows_pick_the_numbers_and_their_references():
+    report = {"encoder": {"all": {"knn_acc": 0.852}, "test": {"knn_acc": 0.882}},
+              "baselines": {"color_histogram": {"all": {"knn_acc": 0.58}, "test": {"knn_acc": 0.87}}},
+              "generation": {
+                  "kid_evaluator": {"value": 0.0821, "floor": -0.0022},
+                  "class_consistency_evaluator_knn": 0.79,
+                  "class_consistency_reference": {"real_evaluator_knn": 0.83, "chance": 0.2},
+                  "recognised_by_judge": {
+                      "test_captions": {"value": {"all": 0.035, "own": 0.58},
+                                        "real_reference": {"all": 0.714, "own": 0.893},
+                                        "chance": {"all": 1 / 102, "own": 0.2}},
+                      "train_captions": {"unavailable": "no judge"}},
+                  "ms_ssim_same_caption": {"value": 0.23, "real_reference_same_class": 0.074},
+                  "grid_contrast": {"value": {"2": 1.3318}, "real_reference": {"2": 1.004}}}}
+    rows = {r[0]: r[1:] for r in headline_rows(report)}
+    assert rows["source encoder kNN top-1, all 25 / 5 unseen classes"] == (
+        "0.852 / 0.882", "colour histogram 0.580 / 0.870, chance 0.040 / 0.200")
+    assert rows["KID, evaluation network's features, unseen classes"] == ("0.0821", "real vs real -0.0022")
+    assert rows["judge: right class among the 5 unseen, unseen captions"] == ("0.580", "real photos 0.893, chance 0.200")
+    assert rows["judge: right class among all 102, unseen captions"][0] == "0.035"
+    assert rows["judge: right class among all 102, held-out seen-class captions"] == ("n/a (no judge)", "")
+    assert rows["upsampling-grid contrast at 2 px (1 = no grid)"] == ("1.33", "real photos 1.00")
+    assert not [k for k in rows if k.startswith("caption's colour")]  # absent from reports written before it
+    assert len(headline_rows({})) == 8  # an empty report still gives every row, as n/a
 
 
 @pytest.fixture(scope="module")

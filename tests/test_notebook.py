@@ -1,15 +1,12 @@
 """The end-of-run figures (files + offline W&B) and `analysis.ipynb`, executed end to end on a tiny real run.
 
-One tiny run of `run_experiment.py` (1 encoder + 2 GAN epochs on the committed fixture, offline W&B,
-figures on) feeds both: its `eval/figures/` and offline W&B media are checked, then the notebook is
-executed top to bottom with `ANALYSIS_SOURCE` pointing at it (nbclient, this Python as the kernel).
+The notebook is executed top to bottom (nbclient, this Python as the kernel) as on a fresh runtime: with no run
+to analyse it trains one first (experiments/tiny.yaml on the committed fixture, offline W&B, figures on), then
+analyses it; that run's `eval/figures/` and offline W&B media are checked too.
 """
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -38,17 +35,25 @@ def test_real_vs_generated_grid_layout():
 
 
 @pytest.fixture(scope="module")
-def analysed_run(mini_root, mini_cache, tmp_path_factory) -> Path:
+def notebook_run(mini_root, mini_cache, tmp_path_factory):
+    """The notebook executed top to bottom as on a fresh Colab runtime: ANALYSIS_SOURCE is an empty folder, so
+    its 1.3 trains a run first (here experiments/tiny.yaml on the fixture, offline W&B, figures on: the
+    ANALYSIS_TRAIN_* variables) and analyses it. Returns (executed notebook, the run folder it trained)."""
+    from analysis.execute import execute_notebook
     out = tmp_path_factory.mktemp("nb_runs")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_SILENT": "true"}
+    flags = [f"--data.cache={mini_cache}", f"--data.root={mini_root}", "--run.name=nb", "--wandb.mode=offline",
+             "--eval.figures=true", "--train.threads=1", "--train.device=cpu"]
+    env = {"OMP_NUM_THREADS": "1", "WANDB_SILENT": "true", "ANALYSIS_SOURCE": str(out),
+           "ANALYSIS_TRAIN_CONFIG": "experiments/tiny.yaml", "ANALYSIS_TRAIN_ARGS": " ".join(flags)}
     for k in ("WANDB_MODE", "WANDB_DIR", "WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_API_KEY"):
-        env.pop(k, None)
-    cmd = [sys.executable, "run_experiment.py", "--config", "experiments/tiny.yaml", f"--data.cache={mini_cache}",
-           f"--data.root={mini_root}", f"--run.out_dir={out}", "--run.name=nb", "--wandb.mode=offline",
-           "--eval.figures=true", "--train.threads=1", "--train.device=cpu"]
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return out / "nb"
+        env[k] = None  # removed: the run's own W&B flags decide
+    nb = execute_notebook(timeout=900, env=env)  # raises on any cell error
+    return nb, out / "nb"
+
+
+@pytest.fixture(scope="module")
+def analysed_run(notebook_run) -> Path:
+    return notebook_run[1]
 
 
 def test_run_writes_figures_and_logs_them_offline(analysed_run):
@@ -72,13 +77,36 @@ def test_run_writes_figures_and_logs_them_offline(analysed_run):
     assert {len(r[4]) for r in table["data"]} == {32}  # tiny.yaml: embed_dim 32
 
 
-def test_notebook_runs_end_to_end_on_a_tiny_run(analysed_run, tmp_path):
-    from analysis.execute import execute_notebook
-    nb = execute_notebook(timeout=600, env={"ANALYSIS_SOURCE": str(analysed_run)})  # raises on any cell error
+def test_notebook_run_all_trains_a_run_when_there_is_none_and_completes(notebook_run):
+    nb, run_dir = notebook_run
+    assert (run_dir / "summary.json").is_file() and (run_dir / "eval" / "metrics.json").is_file()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     text = "".join(o.get("text", "") + json.dumps(o.get("data", {})) for o in outputs)
+    assert "no finished run to analyse" in text and "experiments/tiny.yaml" in text  # 1.3 said it trains
+    assert "[gan] epoch" in text  # and streamed the run's log
     assert "nb" in text and "generator / encoder" in text
     pngs = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(pngs) >= 5  # curves, sample grid, test-class grid, t-SNE, UMAP, own caption
     assert (REPO / "analysis.ipynb").stat().st_size < 5_000_000
+
+
+def test_colab_install_keeps_a_cuda_torch_and_installs_the_rest():
+    from analysis.colab import requirement_name, requirements_to_install
+    lines = (REPO / "requirements.txt").read_text().splitlines()
+    assert requirement_name("torch==2.14.1  # pinned") == "torch"
+    assert requirement_name("import-linter>=2.1") == "import-linter" and requirement_name("  # x") is None
+    everything = requirements_to_install(lines, keep_torch=False)
+    kept = requirements_to_install(lines, keep_torch=True)
+    assert "torch==2.14.1" in everything and "torchvision==0.29.1" in everything
+    assert {requirement_name(s) for s in everything} - {requirement_name(s) for s in kept} == {"torch", "torchvision"}
+    assert "h5py>=3.10" in kept and not [s for s in kept if "#" in s or not s]
+
+
+def test_colab_trains_only_into_a_local_folder(tmp_path, monkeypatch):
+    from analysis.colab import can_train_into
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "summary.json").write_text("{}")
+    assert can_train_into(tmp_path) and can_train_into("runs") and can_train_into("runs/mine")
+    assert not can_train_into("nobody/flower-t2i-gan/abc123")  # a W&B sweep path: downloaded, never trained into
+    assert not can_train_into(tmp_path / "summary.json")  # a file

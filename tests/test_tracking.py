@@ -64,6 +64,16 @@ def test_real_sweep_yaml_validates(monkeypatch):
         build_config(overrides={"train.diffaug": policy})
 
 
+def test_gan_stage_sweep_validates_and_only_varies_gan_settings(monkeypatch):
+    cfg = validate_sweep(load_sweep(REPO / "sweep_gan.yaml"), "sweep_gan.yaml")
+    monkeypatch.chdir(REPO)
+    preflight(cfg, [])
+    params = cfg["parameters"]
+    assert params.pop("train.encoders_from") == {"value": "runs/default-s0"}  # one run's encoders for every trial
+    encoder_keys = [k for k in params if k.startswith(("model.enc", "train.encoder", "train.joint"))]
+    assert not encoder_keys and not set(params) & set(REMOVED_KEYS)
+
+
 BASE = {"program": "run_experiment.py", "method": "random",
         "metric": {"name": "eval/score", "goal": "maximize"},
         "parameters": {"train.diffaug": {"values": ["color,translation,cutout", "translation"]}}}
