@@ -36,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
                         "eval.captions_per_test_class: 40 in current runs, 10 in older ones)")
     p.add_argument("--truncation", type=float, default=None, metavar="PSI",
                    help="noise scale in [0, 1] for the generated samples (default: the run's eval.truncation, 1)")
+    p.add_argument("--judge", action=argparse.BooleanOptionalAction, default=None,
+                   help="score with the 102-class judge, trained once per data cache (default: the run's eval.judge)")
     p.add_argument("--no-figures", action="store_true",
                    help="skip eval/figures/*.png (real-vs-generated grid, t-SNE, UMAP)")
     return p
@@ -72,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg.data.cache = args.cache or cfg.data.cache
     cfg.eval.captions_per_test_class = args.captions_per_class or cfg.eval.captions_per_test_class
     cfg.eval.truncation = cfg.eval.truncation if args.truncation is None else args.truncation
+    cfg.eval.judge = cfg.eval.judge if args.judge is None else args.judge
     if not Path(cfg.data.cache).is_file():
         return fail(f"{cfg.data.cache}: evaluation data (HDF5 cache) not found; pass --cache PATH or build it "
                     f"with `python -m data_utils.prepare`")

@@ -81,13 +81,15 @@ def evaluate(nets, data, cfg, out_dir: Path, device="cpu", log=print, spec: Eval
              judge_spec: EvaluatorSpec | None = JUDGE_SPEC) -> dict:
     """Compute every registered metric for `nets` (generator = EMA weights) on `data`; write the eval files to
     out_dir. The judge (evaluation/judge.py, trained on every image of cfg.data.cache) is kept beside the cache;
-    judge_spec None skips it."""
+    judge_spec None (or cfg.eval.judge false) skips it."""
     t0 = time.time()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for _, m in nets.items():
         m.eval()
     ctx = EvalContext(nets, data, cfg, device, log)
+    if not cfg.eval.judge:
+        judge_spec, ctx.judge = None, {"unavailable": "skipped (eval.judge=false)"}
     log("evaluation: encoder metrics, baselines, evaluation network, judge, generation metrics "
         f"(into {out_dir}) ...")
     # one BLAS thread for sklearn: multithreaded L-BFGS is up to 50x slower when cores are shared

@@ -146,7 +146,7 @@ def tiny_run(mini_root, mini_cache, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("eval_runs")
     cmd = [sys.executable, "run_experiment.py", "--config", "experiments/tiny.yaml", f"--data.cache={mini_cache}",
            f"--data.root={mini_root}", f"--run.out_dir={out}", "--run.name=ev", "--train.threads=1",
-           "--train.device=cpu"]
+           "--train.device=cpu", "--eval.judge=true"]
     proc = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out / "ev"
@@ -229,10 +229,12 @@ def test_evaluate_captions_per_class_sets_the_sample_count(tiny_run, tmp_path):
 
 
 def test_evaluate_truncation_reaches_every_sample(tiny_run, tmp_path):
-    proc = _evaluate("--run", str(tiny_run), "--no-figures", "--truncation", "0", "--out", str(tmp_path / "t0"))
+    proc = _evaluate("--run", str(tiny_run), "--no-figures", "--truncation", "0", "--out", str(tmp_path / "t0"),
+                     "--no-judge")
     assert proc.returncode == 0, proc.stderr[-3000:]
     g = json.loads((tmp_path / "t0" / "metrics.json").read_text())["generation"]
     assert g["truncation"] == 0.0
+    assert g["recognised_by_judge"] == {"unavailable": "skipped (eval.judge=false)"}  # --no-judge over the run's
     k = yaml.safe_load((tiny_run / "config.yaml").read_text())["eval"]["samples_per_caption"]
 
     def changed(folder):

@@ -110,3 +110,17 @@ def test_colab_trains_only_into_a_local_folder(tmp_path, monkeypatch):
     assert can_train_into(tmp_path) and can_train_into("runs") and can_train_into("runs/mine")
     assert not can_train_into("nobody/flower-t2i-gan/abc123")  # a W&B sweep path: downloaded, never trained into
     assert not can_train_into(tmp_path / "summary.json")  # a file
+
+
+def test_hero_figure_of_a_run(analysed_run, tmp_path):
+    import subprocess
+    import sys
+    out = tmp_path / "assets" / "hero.png"
+    proc = subprocess.run([sys.executable, "-m", "analysis.hero", str(analysed_run), "--out", str(out)], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with Image.open(out) as im:
+        assert im.size[0] > im.size[1] > 300 and len(set(im.convert("L").getdata())) > 50  # two 5 x 5 panels
+    bad = subprocess.run([sys.executable, "-m", "analysis.hero", str(tmp_path / "nowhere")], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "nowhere" in bad.stderr
