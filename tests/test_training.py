@@ -909,13 +909,15 @@ def test_progress_eta_arithmetic():
     assert phase_remaining(40, 10, [10, 12], 0.5) == 29.5 * 11  # 29.5 epochs left at their mean of 11 s
     assert phase_remaining(40, 40, [], 0.0) == 0.0 and phase_remaining(5, 1, []) is None
     assert images_per_second(10, 64, 4.0) == 160.0 and images_per_second(0, 64, 1.0) is None
+    cost = {"encoder": 1.0, "joint": 2.0, "gan": 1.0}  # (PHASE_COST holds the default's measured ratios)
     # in the encoder phase: its own epochs for it; joint (cost 2) and GAN-only (cost 1) by ratio to it
-    per, total = run_remaining(plan, done_epochs(plan, "encoder", 10), {"encoder": [10, 12]}, "encoder", 0.5)
+    per, total = run_remaining(plan, done_epochs(plan, "encoder", 10), {"encoder": [10, 12]}, "encoder", 0.5,
+                               cost=cost)
     assert per == {"encoder": (324.5, "measured"), "joint": (60 * 22.0, "ratio"), "gan": (100 * 11.0, "ratio")}
     assert total == 324.5 + 1320 + 1100
     # in the joint phase: the encoder phase is done, joint from its own epochs, GAN-only at half a joint epoch
     per, total = run_remaining(plan, done_epochs(plan, "joint", 20), {"encoder": [10] * 40, "joint": [25, 27]},
-                               "joint", 0.25)
+                               "joint", 0.25, cost=cost)
     assert per == {"encoder": (0.0, "done"), "joint": (39.75 * 26, "measured"), "gan": (100 * 13.0, "ratio")}
     assert total == 1033.5 + 1300
     # in the GAN phase everything is measured; before any epoch ends nothing is known
