@@ -15,11 +15,11 @@ from data_utils.classes import class_name
 from evaluation.figures import class_styles, plot_embedding_2d, plot_embedding_3d  # noqa: F401 - for the notebook
 
 CURVE_PANELS = (
-    ("Stage 1: encoder losses (enc/*)", lambda k: k.startswith("enc/")),
-    ("Stage 2: discriminator (gan/d_*, gan/r1)", lambda k: k.startswith(("gan/d_", "gan/r1"))),
-    ("Stage 2: generator (gan/g_adv, kl, distill)", lambda k: k.startswith("gan/") and
+    ("Encoders: losses (enc/*)", lambda k: k.startswith("enc/")),
+    ("GAN: discriminator (gan/d_*, gan/r1)", lambda k: k.startswith(("gan/d_", "gan/r1"))),
+    ("GAN: generator (gan/g_adv, kl, distill, mode seeking)", lambda k: k.startswith("gan/") and
      not k.startswith(("gan/d_", "gan/r1"))),
-    ("Validation (held-out train-class images)", lambda k: k in ("val/kid", "val/image_text_loss")),
+    ("Validation (held-out train-class images)", lambda k: k in ("val/kid", "val/kid_joint", "val/image_text_loss")),
     ("Encoder monitor: kNN accuracy", lambda k: k.startswith("monitor/")),
     ("Seconds per epoch", lambda k: k == "time/epoch_seconds"),
 )
@@ -42,7 +42,8 @@ def smooth(y: np.ndarray, window: int) -> np.ndarray:
 def plot_training_curves(rows: list[dict], title: str = "") -> plt.Figure:
     """Six panels of `stats.jsonl` rows against images seen (epochs on the top axis): encoder losses,
     discriminator and generator losses, validation, the encoder's kNN monitor and seconds per epoch.
-    Thin lines are the logged values, thick lines a moving average; the dashed line ends stage 1."""
+    Thin lines are the logged values, thick lines a moving average; the dotted line starts the joint phase (when
+    there is one), the dashed line is where the encoders stop learning."""
     fig, axes = plt.subplots(3, 2, figsize=(13, 11), layout="constrained")
     keys = sorted({k for r in rows for k in r})
     epoch_rows = [r for r in rows if "time/epoch_seconds" in r and r.get("epoch")]
@@ -50,6 +51,8 @@ def plot_training_curves(rows: list[dict], title: str = "") -> plt.Figure:
     enc_rows = [r["images_seen"] for r in rows if r.get("stage") == "encoder" and "images_seen" in r]
     gan_rows = [r for r in rows if r.get("stage") == "gan"]
     boundary = max(enc_rows) if enc_rows and gan_rows else None
+    joint_seen = [r["images_seen"] for r in rows if r.get("stage") == "joint" and "images_seen" in r]
+    joint_start = min(joint_seen) if joint_seen else None
     for ax, (panel, wanted) in zip(axes.flat, CURVE_PANELS):
         ax.set_title(panel, fontsize=11)
         ax.set_xlabel("images seen")
@@ -60,7 +63,7 @@ def plot_training_curves(rows: list[dict], title: str = "") -> plt.Figure:
             if not len(x):
                 continue
             target = ax
-            if k == "val/image_text_loss" and "val/kid" in chosen:  # another scale: right-hand axis
+            if k == "val/image_text_loss" and {"val/kid", "val/kid_joint"} & set(chosen):  # another scale: right axis
                 target = ax.twinx()
                 target.set_ylabel(k)
             color = f"C{i}"
@@ -70,11 +73,13 @@ def plot_training_curves(rows: list[dict], title: str = "") -> plt.Figure:
             else:
                 target.plot(x, y, color=color, alpha=0.25, lw=0.8)
                 lines += target.plot(x, smooth(y, max(1, len(y) // 40)), color=color, lw=1.8, label=k)
-            if k == "val/kid" and (y > 0).all() and y.max() > 20 * y.min():  # spans decades: log scale
+            if k.startswith("val/kid") and (y > 0).all() and y.max() > 20 * y.min():  # spans decades: log scale
                 target.set_yscale("log")
-                target.set_ylabel("val/kid (log scale)")
+                target.set_ylabel("kernel distance (log scale)")
         if boundary is not None:
             ax.axvline(boundary, color="grey", ls="--", lw=1)
+        if joint_start is not None:
+            ax.axvline(joint_start, color="grey", ls=":", lw=1)
         if per_epoch:
             top = ax.secondary_xaxis("top", functions=(lambda x: x / per_epoch, lambda e: e * per_epoch))
             top.set_xlabel("epoch", fontsize=9)
