@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     fig = figures.plot_caption_grid(fake, real, picks, sorted(data.test_classes))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(out, lambda tmp: fig.savefig(tmp, format="png", dpi=90))
+    atomic_write(out, lambda tmp: fig.savefig(tmp, format="png", dpi=64))
     print(out)
     return 0
 
