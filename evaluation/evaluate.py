@@ -17,6 +17,7 @@ from threadpoolctl import threadpool_limits
 
 from core.files import atomic_write, atomic_write_text
 from models.build import param_table
+from training.schedule import FROZEN_IN_GAN
 
 from . import families  # noqa: F401 - registers the metric families
 from .context import EvalContext
@@ -101,6 +102,8 @@ def evaluate(nets, data, cfg, out_dir: Path, device="cpu", log=print, spec: Eval
         generation, gen_seconds = run_metrics(ctx, ("generation",), log=log)
     report["generation"] = generation["generation"]
     table = param_table(nets)
+    for row in table:  # trainable = what the GAN-only epochs train: the encoders are frozen there
+        row["trainable_params"] = 0 if row["network"] in FROZEN_IN_GAN else row["total_params"]
     report["params"] = {row["network"]: row["total_params"] for row in table}
     report["param_table"] = table
     report["split"] = data.split_record()

@@ -28,7 +28,7 @@ metrics.json (written by evaluation.evaluate.evaluate); every number has its ref
     samples whose caption names exactly one colour (metrics/colour.py: red, pink, purple, blue, yellow, orange,
     white), the share whose dominant central colour is that colour, beside the same rate on each caption's own
     real photo (the rules' ceiling); n = such samples, chance = 1 / 7
-  params, param_table, split, notes, runtime (timings and whether the evaluator / judge were read from their cache;
+  params, param_table (trainable_params: what the GAN-only epochs train), split, notes, runtime (timings and whether the evaluator / judge were read from their cache;
     the only non-deterministic part)
 Any metric that cannot be computed is {"unavailable": reason} instead of a number.
 """

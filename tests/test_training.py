@@ -183,6 +183,8 @@ def test_smoke_eval_files(smoke_run):
     assert set(params) == {"text_encoder", "encoder", "generator", "discriminator"}
     assert params["generator"] == pytest.approx(0.5 * params["encoder"], rel=0.01)
     assert [r["network"] for r in metrics["param_table"]] == list(params)
+    trainable = {r["network"]: r["trainable_params"] for r in metrics["param_table"]}  # in the GAN-only epochs
+    assert trainable["text_encoder"] == trainable["encoder"] == 0 and trainable["generator"] == params["generator"]
     assert metrics["split"] == split
     assert metrics["generation"]["n_generated"] == 5 * cfg.eval.captions_per_test_class * cfg.eval.samples_per_caption
 

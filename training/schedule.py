@@ -11,6 +11,7 @@ The whitening is fitted when the encoders stop learning (the end of the joint ph
 from __future__ import annotations
 
 PHASES = ("encoder", "joint", "gan")
+FROZEN_IN_GAN = ("text_encoder", "encoder")  # the networks GAN steps never train (frozen, eval mode)
 MAX_PASSES = 200
 
 

@@ -29,7 +29,7 @@ from .distributed import any_process, average_gradients, broadcast_buffers
 from .encoder_stage import EncoderStage
 from .gan_stage import GanStage
 from .progress import TrainingProgress
-from .schedule import describe, phase_epochs
+from .schedule import FROZEN_IN_GAN, describe, phase_epochs
 from .validation import fixed_inputs, sample_grid, validate
 
 
@@ -162,8 +162,8 @@ class Trainer:
     def set_stage_modes(self, stage: str) -> None:
         """The encoders train in stage "encoder" and are frozen (eval mode, no gradients) in stage "gan"."""
         frozen = stage == "gan"
-        for m in (self.nets.text_encoder, self.nets.encoder):
-            m.train(not frozen).requires_grad_(not frozen)
+        for name in FROZEN_IN_GAN:
+            getattr(self.nets, name).train(not frozen).requires_grad_(not frozen)
 
     def joint_step(self, idx: torch.Tensor) -> dict:
         """One joint step on the images idx (the encoder stage's batch): an encoder step, then GAN steps on
