@@ -28,8 +28,8 @@ metrics.json (written by evaluation.evaluate.evaluate); every number has its ref
     samples whose caption names exactly one colour (metrics/colour.py: red, pink, purple, blue, yellow, orange,
     white), the share whose dominant central colour is that colour, beside the same rate on each caption's own
     real photo (the rules' ceiling); n = such samples, chance = 1 / 7
-  params, param_table (trainable_params: what the GAN-only epochs train), split, notes, runtime (timings and whether the evaluator / judge were read from their cache;
-    the only non-deterministic part)
+  params, param_table (trainable_params: what the GAN-only epochs train), split, notes, runtime (timings and
+    whether the evaluator / judge were read from their cache; the only non-deterministic part)
 Any metric that cannot be computed is {"unavailable": reason} instead of a number.
 """
 from __future__ import annotations
@@ -164,7 +164,7 @@ def table_rows(report: dict) -> list[tuple[str, str, str, str]]:
 
 
 def _judge_rate(jr, key: str, among: str) -> tuple[str, str]:
-    r = _get(jr, key) if isinstance(jr, dict) else None
+    r = _get(jr, key)  # None when jr is absent; jr itself when it is {"unavailable": reason}
     if not isinstance(r, dict) or "unavailable" in r:
         return fmt(r), ""
     return (fmt((r.get("value") or {}).get(among)),
@@ -187,9 +187,10 @@ def headline_rows(report: dict) -> list[tuple[str, str, str]]:
     rows.append(("class consistency (evaluator kNN), unseen classes", fmt(gen.get("class_consistency_evaluator_knn")),
                  f"real photos {fmt(ref.get('real_evaluator_knn'))}, chance {fmt(ref.get('chance'))}"))
     jr = gen.get("recognised_by_judge")
-    for key, among, what in (("test_captions", "own", "judge: right class among the 5 unseen, unseen captions"),
-                             ("test_captions", "all", "judge: right class among all 102, unseen captions"),
-                             ("train_captions", "all", "judge: right class among all 102, held-out seen-class captions")):
+    for key, among, what in (
+            ("test_captions", "own", "judge: right class among the 5 unseen, unseen captions"),
+            ("test_captions", "all", "judge: right class among all 102, unseen captions"),
+            ("train_captions", "all", "judge: right class among all 102, held-out seen-class captions")):
         rows.append((what, *_judge_rate(jr, key, among)))
     ms = gen.get("ms_ssim_same_caption", {})
     rows.append(("MS-SSIM between samples of one caption (lower = more diverse)", fmt(_get(ms, "value")),

@@ -133,7 +133,8 @@ def test_headline_rows_pick_the_numbers_and_their_references():
     assert rows["source encoder kNN top-1, all 25 / 5 unseen classes"] == (
         "0.852 / 0.882", "colour histogram 0.580 / 0.870, chance 0.040 / 0.200")
     assert rows["KID, evaluation network's features, unseen classes"] == ("0.0821", "real vs real -0.0022")
-    assert rows["judge: right class among the 5 unseen, unseen captions"] == ("0.580", "real photos 0.893, chance 0.200")
+    assert rows["judge: right class among the 5 unseen, unseen captions"] == ("0.580",
+                                                                             "real photos 0.893, chance 0.200")
     assert rows["judge: right class among all 102, unseen captions"][0] == "0.035"
     assert rows["judge: right class among all 102, held-out seen-class captions"] == ("n/a (no judge)", "")
     assert rows["upsampling-grid contrast at 2 px (1 = no grid)"] == ("1.33", "real photos 1.00")
