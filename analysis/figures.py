@@ -17,9 +17,9 @@ from evaluation.figures import class_styles, plot_embedding_2d, plot_embedding_3
 CURVE_PANELS = (
     ("Encoders: losses (enc/*)", lambda k: k.startswith("enc/")),
     ("GAN: discriminator (gan/d_*, gan/r1)", lambda k: k.startswith(("gan/d_", "gan/r1"))),
-    ("GAN: generator (gan/g_adv, kl, distill, mode seeking)", lambda k: k.startswith("gan/") and
+    ("GAN: generator (gan/g_adv, kl, distill)", lambda k: k.startswith("gan/") and
      not k.startswith(("gan/d_", "gan/r1"))),
-    ("Validation (held-out train-class images)", lambda k: k in ("val/kid", "val/kid_joint", "val/image_text_loss")),
+    ("Validation (held-out train-class images)", lambda k: k in ("val/kid", "val/image_text_loss")),
     ("Encoder monitor: kNN accuracy", lambda k: k.startswith("monitor/")),
     ("Seconds per epoch", lambda k: k == "time/epoch_seconds"),
 )
@@ -42,8 +42,8 @@ def smooth(y: np.ndarray, window: int) -> np.ndarray:
 def plot_training_curves(rows: list[dict], title: str = "") -> plt.Figure:
     """Six panels of `stats.jsonl` rows against images seen (epochs on the top axis): encoder losses,
     discriminator and generator losses, validation, the encoder's kNN monitor and seconds per epoch.
-    Thin lines are the logged values, thick lines a moving average; the dotted line starts the joint phase (when
-    there is one), the dashed line is where the encoders stop learning."""
+    Thin lines are the logged values, thick lines a moving average; the dashed line is where the encoders stop
+    learning and the GAN starts."""
     fig, axes = plt.subplots(3, 2, figsize=(13, 11), layout="constrained")
     keys = sorted({k for r in rows for k in r})
     epoch_rows = [r for r in rows if "time/epoch_seconds" in r and r.get("epoch")]
@@ -51,8 +51,6 @@ def plot_training_curves(rows: list[dict], title: str = "") -> plt.Figure:
     enc_rows = [r["images_seen"] for r in rows if r.get("stage") == "encoder" and "images_seen" in r]
     gan_rows = [r for r in rows if r.get("stage") == "gan"]
     boundary = max(enc_rows) if enc_rows and gan_rows else None
-    joint_seen = [r["images_seen"] for r in rows if r.get("stage") == "joint" and "images_seen" in r]
-    joint_start = min(joint_seen) if joint_seen else None
     for ax, (panel, wanted) in zip(axes.flat, CURVE_PANELS):
         ax.set_title(panel, fontsize=11)
         ax.set_xlabel("images seen")
@@ -63,7 +61,7 @@ def plot_training_curves(rows: list[dict], title: str = "") -> plt.Figure:
             if not len(x):
                 continue
             target = ax
-            if k == "val/image_text_loss" and {"val/kid", "val/kid_joint"} & set(chosen):  # another scale: right axis
+            if k == "val/image_text_loss" and "val/kid" in chosen:  # another scale: right axis
                 target = ax.twinx()
                 target.set_ylabel(k)
             color = f"C{i}"
@@ -78,8 +76,6 @@ def plot_training_curves(rows: list[dict], title: str = "") -> plt.Figure:
                 target.set_ylabel("kernel distance (log scale)")
         if boundary is not None:
             ax.axvline(boundary, color="grey", ls="--", lw=1)
-        if joint_start is not None:
-            ax.axvline(joint_start, color="grey", ls=":", lw=1)
         if per_epoch:
             top = ax.secondary_xaxis("top", functions=(lambda x: x / per_epoch, lambda e: e * per_epoch))
             top.set_xlabel("epoch", fontsize=9)

@@ -69,7 +69,6 @@ def adopt_encoder_stage(cfg: Config, path: Path) -> dict:
         raise CheckpointError(f"{ckpt_path}: its {src.train.encoder_epochs} encoder epochs + train.gan_epochs = "
                               f"{cfg.train.gan_epochs} exceed the 200-epoch budget")
     cfg.train.encoder_epochs = src.train.encoder_epochs
-    cfg.train.joint_epochs = 0  # the encoders come finished: this run trains the GAN alone
     cfg.train.encoders_from = str(ckpt_path)
     return ckpt
 

@@ -50,5 +50,5 @@ def print_report(res: dict) -> None:
               f"{pr['validation_s'] / 60:.1f} + checkpoints {pr['checkpoints_s'] / 60:.1f} + final eval "
               f"{pr['final_evaluation_s'] / 60:.1f} + data {pr['data_loading_s'] / 60:.1f} min "
               f"({pr['encoder_epochs']} epochs x {pr['steps_per_epoch']} steps of {pr['batch_size']} + "
-              f"{pr['gan_trained_epochs']} GAN x {pr['gan_steps_per_epoch']} of {pr['gan_batch_size']})")
+              f"{pr['gan_epochs']} GAN x {pr['gan_steps_per_epoch']} of {pr['gan_batch_size']})")
     con.print(f"benchmark took {res['benchmark_seconds']:.0f} s")

@@ -211,12 +211,10 @@ def project(b: measure.Bench, gan_key: str, once: dict, config_name: str) -> dic
     plus validations, sample grids, checkpoints, the final evaluation and loading (`once`: measure.time_once_costs)."""
     tc, tr = b.cfg.train, b.tr
     spe, bs = tr.encoder.steps_per_epoch, tr.encoder.bs
-    gan_epochs = tc.joint_epochs + tc.gan_epochs  # the GAN trains in the joint epochs too (training/schedule.py)
-    n_val_enc = stage_epochs(tc.encoder_epochs - tc.joint_epochs, tc.eval_every)
-    n_val_gan = stage_epochs(tc.joint_epochs, tc.eval_every) + stage_epochs(tc.gan_epochs, tc.eval_every)
+    n_val_enc, n_val_gan = stage_epochs(tc.encoder_epochs, tc.eval_every), stage_epochs(tc.gan_epochs, tc.eval_every)
     parts = {
         "encoder_training_s": tc.encoder_epochs * spe * bs / b.ips["encoder_step"],
-        "gan_training_s": gan_epochs * tr.gan.steps_per_epoch * b.GB / b.ips[gan_key],
+        "gan_training_s": tc.gan_epochs * tr.gan.steps_per_epoch * b.GB / b.ips[gan_key],
         "validation_s": n_val_enc * once["validate_encoder_stage"]
                         + n_val_gan * (once["validate_gan_stage"] + once["sample_grid"]),
         # last.pt every epoch, best.pt at every GAN validation (upper bound), 2 saves at the end, 1 load
@@ -226,8 +224,7 @@ def project(b: measure.Bench, gan_key: str, once: dict, config_name: str) -> dic
         "data_loading_s": b.t_load + b.t_init,
     }
     return {
-        "config": config_name, "encoder_epochs": tc.encoder_epochs, "joint_epochs": tc.joint_epochs,
-        "gan_epochs": tc.gan_epochs, "gan_trained_epochs": gan_epochs,
+        "config": config_name, "encoder_epochs": tc.encoder_epochs, "gan_epochs": tc.gan_epochs,
         "eval_every": tc.eval_every, "n_train": b.n_train, "batch_size": bs, "steps_per_epoch": spe,
         "gan_batch_size": b.GB, "gan_steps_per_epoch": tr.gan.steps_per_epoch,
         "validations": {"encoder": n_val_enc, "gan": n_val_gan},

@@ -14,40 +14,28 @@ from .generator import Generator
 from .text_encoder import TextEncoder
 
 RATIO_TOLERANCE = 0.01  # |params(G) / params(E) - g_ratio| <= 1 % of g_ratio
-INIT_WIDTH_RANGE = (4, 12)  # the generator's 4 px width C4 may lie in [4w, 12w] (8w by default)
+MIN_MAP_WIDTH = 16
 
 
 def count_params(module: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
 
 
-def generator_size(mc, text_dim: int, width: int, init_width: int = 0) -> int:
-    """Parameters of the Generator that `mc` (ModelConfig) builds with these widths (built on the meta device:
-    nothing is allocated)."""
-    with torch.device("meta"):
-        return count_params(Generator(width, mc.noise_dim, mc.cond_dim, mc.embed_dim, text_dim, init_width,
+def generator_widths(target: int, mc, text_dim: int) -> tuple[int, int]:
+    """(width, map_width) of a Generator with `target` parameters, width as close to mc.g_width as fits.
+
+    The conv width sets the coarse size; the mapping MLP's hidden width (each unit adds
+    d_in + 1 + 64 * width parameters, < 0.5 % of the total) fine-tunes it to the target.
+    """
+    def size(w: int, m: int) -> int:
+        return count_params(Generator(w, m, mc.noise_dim, mc.cond_dim, mc.embed_dim, text_dim,
                                       upsample=mc.g_upsample))
 
-
-def generator_widths(target: int, mc, text_dim: int) -> tuple[int, int]:
-    """(width, init_width) of a Generator with `target` parameters, width as close to mc.g_width as fits.
-
-    The width w (a multiple of 4) sets the coarse size; the 4 px width C4 = init_width fine-tunes it: the
-    parameter count is exactly quadratic in C4 (the linear layer's d_in x 16 C4, the 4 px conv's 9 C4^2, the
-    first 8 px conv's 36 w C4, the 32 px excitation's 16 w C4, BatchNorm scales), so it is solved from three
-    sizes, and C4 must lie in INIT_WIDTH_RANGE x w. One unit of C4 is ~0.4 % of the default generator.
-    """
-    lo, hi = INIT_WIDTH_RANGE
-    for w in sorted(range(4, 257, 4), key=lambda w: (abs(w - mc.g_width), -w)):
-        s0, s1, s2 = (generator_size(mc, text_dim, w, c) for c in (1, 2, 3))
-        qa = (s2 - 2 * s1 + s0) / 2  # size(c) = s0 + b (c - 1) + qa (c - 1)^2
-        b = s1 - s0 - qa
-        disc = b * b + 4 * qa * (target - s0)
-        if disc < 0:
-            continue
-        c = round(1 + (-b + disc ** 0.5) / (2 * qa))
-        if lo * w <= c <= hi * w and abs(generator_size(mc, text_dim, w, c) - target) <= RATIO_TOLERANCE * target:
-            return w, c
+    for w in sorted(range(8, 129, 4), key=lambda w: (abs(w - mc.g_width), -w)):
+        slope = size(w, 2) - size(w, 1)
+        m = round((target - size(w, 1)) / slope) + 1
+        if m >= MIN_MAP_WIDTH:
+            return w, m
     raise ValueError(f"no generator fits {target} parameters (encoder too small for model.g_ratio)")
 
 
@@ -71,14 +59,14 @@ class Networks:
 def build_networks(mc, vocab_size: int) -> Networks:
     """mc: ModelConfig. Asserts the generator/encoder parameter ratio and returns all networks."""
     text = TextEncoder(vocab_size, mc.text_width, mc.text_dim, mc.embed_dim)
-    enc = SourceEncoder(mc.enc_width, mc.embed_dim, mc.enc_depth, mc.enc_head_width, mc.enc_head_layers)
+    enc = SourceEncoder(mc.enc_width, mc.embed_dim, mc.enc_depth)
     e_params = count_params(enc)
-    w, c4 = generator_widths(round(mc.g_ratio * e_params), mc, mc.text_dim)
-    gen = Generator(w, mc.noise_dim, mc.cond_dim, mc.embed_dim, mc.text_dim, c4, upsample=mc.g_upsample)
+    w, m = generator_widths(round(mc.g_ratio * e_params), mc, mc.text_dim)
+    gen = Generator(w, m, mc.noise_dim, mc.cond_dim, mc.embed_dim, mc.text_dim, upsample=mc.g_upsample)
     ratio = count_params(gen) / e_params
     if abs(ratio - mc.g_ratio) > RATIO_TOLERANCE * mc.g_ratio:
         raise AssertionError(f"generator/encoder parameter ratio {ratio:.4f} is not within 1 % of {mc.g_ratio}")
-    disc = Discriminator(mc.d_width, mc.text_dim, mc.embed_dim if mc.d_rep else 0, dec_width=mc.d_dec_width)
+    disc = Discriminator(mc.d_width, mc.text_dim, mc.embed_dim if mc.d_rep else 0)
     return Networks(text, enc, gen, disc)
 
 

@@ -70,7 +70,7 @@ def test_gan_stage_sweep_validates_and_only_varies_gan_settings(monkeypatch):
     preflight(cfg, [])
     params = cfg["parameters"]
     assert params.pop("train.encoders_from") == {"value": "runs/default-s0"}  # one run's encoders for every trial
-    encoder_keys = [k for k in params if k.startswith(("model.enc", "train.encoder", "train.joint"))]
+    encoder_keys = [k for k in params if k.startswith(("model.enc", "train.encoder"))]
     assert not encoder_keys and not set(params) & set(REMOVED_KEYS)
 
 

@@ -25,7 +25,6 @@ from threadpoolctl import threadpool_limits
 
 from core.io import load_checkpoint
 from core.config import ConfigError, build_config, from_dict
-from training.schedule import PHASES
 from training.trainer import NonFiniteLoss, Trainer
 from training.validation import validate
 
@@ -154,8 +153,7 @@ def test_smoke_run_directory(smoke_run):
 
     rows = read_stats(run_dir)
     assert rows and all("images_seen" in r and "stage" in r and "epoch" in r for r in rows)
-    assert {r["stage"] for r in rows} == {"encoder", "joint", "gan"}  # tiny: its one encoder epoch is joint;
-    # "encoder" is the whitening row written when the encoders stop
+    assert {r["stage"] for r in rows} == {"encoder", "gan"}
     assert step_numbers(rows) == list(range(1, summary["steps"] + 1))  # log_every=1: every step logged once
     seen = [r["images_seen"] for r in rows]
     assert seen == sorted(seen) and seen[-1] == summary["images_seen"]
@@ -164,7 +162,7 @@ def test_smoke_run_directory(smoke_run):
     assert all(math.isfinite(r["val/image_text_loss"]) for r in gan_epoch_rows)
 
     pngs = sorted((run_dir / "samples").glob("*.png"))
-    assert [p.name for p in pngs] == ["epoch_001.png", "epoch_002.png", "epoch_003.png"]  # joint and GAN epochs
+    assert [p.name for p in pngs] == ["epoch_002.png", "epoch_003.png"]  # the GAN epochs
     with Image.open(pngs[-1]) as im:
         assert im.size == (8 * 64 + 9 * 2, 8 * 64 + 9 * 2)  # 8 fixed captions x 8 noises, 2 px padding
 
@@ -582,7 +580,7 @@ def test_run_reports_failed_status_on_nan(mini_root, mini_cache, tmp_path, monke
     assert rc == 1
     summary = json.loads((out / "bad" / "summary.json").read_text())
     assert summary["status"] == "failed"
-    assert summary["error"].startswith("non-finite ") and "= nan" in summary["error"]  # a joint step: enc/ or gan/
+    assert summary["error"].startswith("non-finite enc/") and "= nan" in summary["error"]
     assert not (out / "bad" / "eval").exists()
 
 
@@ -681,11 +679,8 @@ def test_conditional_norm_generator_trains(mini_cache, tmp_path, one_thread):
     trainer.set_stage_modes("gan")
     out = trainer.gan.step(torch.arange(trainer.encoder.bs))
     assert all(math.isfinite(float(v.detach())) for v in out.values())
-    from models.generator import CondBatchNorm
-    norms = [m for m in trainer.nets.generator.modules() if isinstance(m, CondBatchNorm)]
-    assert len(norms) == 8
-    for i, norm in enumerate(norms):
-        assert norm.affine.weight.abs().sum() > 0, f"norm {i} did not learn from the condition"
+    for i, block in enumerate(trainer.nets.generator.blocks):
+        assert block.affine.weight.abs().sum() > 0, f"block {i} did not learn from the condition"
 
 
 def test_compiled_steps_match_eager(mini_cache, tmp_path, one_thread):
@@ -720,7 +715,7 @@ def test_encoders_from_skips_stage_one_and_keeps_those_encoders(smoke_run, mini_
     src_dir, _ = smoke_run
     out = tmp_path / "runs"
     proc = run_cli(["--config", TINY, *_common(mini_root, mini_cache, out), "--run.name=gan-only",
-                    f"--train.encoders_from={src_dir}", "--model.noise_dim=24", "--train.gan_epochs=1"])
+                    f"--train.encoders_from={src_dir}", "--model.g_width=12", "--train.gan_epochs=1"])
     assert proc.returncode == 0, proc.stderr[-3000:]
     run_dir = out / "gan-only"
     assert "stage 1 skipped" in proc.stdout
@@ -736,8 +731,8 @@ def test_encoders_from_skips_stage_one_and_keeps_those_encoders(smoke_run, mini_
         for k, v in src["networks"][name].items():
             assert torch.equal(v, new["networks"][name][k]), f"{name}.{k} changed"
     assert new["vocab"] == src["vocab"]
-    assert src["networks"]["generator"]["fc.weight"].shape != new["networks"]["generator"]["fc.weight"].shape
-    assert cfg.model.noise_dim == 24  # the other generator was built (its size still half the encoder's)
+    g_src, g_new = (sum(v.numel() for v in c["networks"]["generator"].values()) for c in (src, new))
+    assert g_src != g_new  # the other generator width was built
     a = np.load(src_dir / "eval" / "embeddings.npz")["features"]
     b = np.load(run_dir / "eval" / "embeddings.npz")["features"]
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)  # same encoder -> same embeddings
@@ -778,8 +773,7 @@ def test_best_checkpoint_loaded_onto_the_gpu_restores_rng(smoke_run):
 
 
 def test_gan_stage_takes_its_own_batch_size(mini_cache, tmp_path, one_thread):
-    cfg = tiny_cfg(mini_cache, **{"train.gan_batch_size": 8, "train.gan_epochs": 1, "train.eval_every": 5,
-                                  "train.joint_epochs": 0})
+    cfg = tiny_cfg(mini_cache, **{"train.gan_batch_size": 8, "train.gan_epochs": 1, "train.eval_every": 5})
     trainer = make_trainer(cfg, tmp_path / "gb")
     n = len(trainer.data.train)
     assert (trainer.encoder.bs, trainer.gan.bs) == (16, 8)
@@ -884,19 +878,31 @@ def test_whitening_off_and_encoders_saved_before_it_existed(smoke_run, mini_cach
     assert not bool(plain.nets.encoder.whiten.fitted) and not bool(plain.nets.text_encoder.whiten.fitted)
 
 
-# ---------------------------------------------------------------- the schedule: encoder-only, joint, GAN-only
+# ---------------------------------------------------------------- the schedule: encoder epochs, then GAN epochs
 def test_phase_epochs_and_passes():
     from training.schedule import describe, passes, phase_epochs
-    plan = phase_epochs(100, 60, 100)
-    assert plan == {"encoder": 40, "joint": 60, "gan": 100} and passes(plan) == 200
-    assert describe(plan) == ("40 encoder-only + 60 joint + 100 GAN-only = 200 passes (encoders 100, GAN 160 "
-                              "epochs)")
-    assert phase_epochs(1, 0, 2) == {"encoder": 1, "joint": 0, "gan": 2}  # the staged protocol
-    with pytest.raises(ValueError, match="train.joint_epochs"):
-        phase_epochs(10, 11, 5)
+    plan = phase_epochs(100, 100)
+    assert plan == {"encoder": 100, "gan": 100} and passes(plan) == 200
+    assert describe(plan) == "100 encoder + 100 GAN = 200 passes"
     with pytest.raises(ValueError, match="train.gan_epochs"):
-        phase_epochs(10, 0, -1)
+        phase_epochs(10, -1)
+    with pytest.raises(ValueError, match="train.encoder_epochs"):
+        phase_epochs(-2, 10)
 
+
+@pytest.mark.parametrize("overrides,match", [
+    ({"train.encoder_epochs": 100, "train.gan_epochs": 101}, "200-epoch budget"),
+    ({"train.encoder_epochs": -1}, "train.encoder_epochs"),
+    ({"train.gan_epochs": -1}, "train.gan_epochs")])
+def test_schedule_is_validated(overrides, match, mini_cache):
+    with pytest.raises(ConfigError, match=match):
+        tiny_cfg(mini_cache, **overrides)
+
+
+def test_default_experiment_uses_the_200_epochs():
+    from training.schedule import passes, phase_epochs
+    tc = build_config(str(REPO / "experiments" / "default.yaml")).train
+    assert passes(phase_epochs(tc.encoder_epochs, tc.gan_epochs)) == 200
 
 
 # ---------------------------------------------------------------- the progress display (training/progress.py)
@@ -904,30 +910,31 @@ def test_progress_eta_arithmetic():
     from training.progress import done_epochs, format_seconds, images_per_second, phase_remaining, run_remaining
     assert [format_seconds(s) for s in (None, 0, 42, 59.6, 185, 3599, 3725)] == \
         ["?", "0s", "42s", "1m00s", "3m05s", "59m59s", "1h02m"]
-    plan = {"encoder": 40, "joint": 60, "gan": 100}
-    assert done_epochs(plan, "encoder", 10) == {"encoder": 10, "joint": 0, "gan": 0}
-    assert done_epochs(plan, "joint", 7) == {"encoder": 40, "joint": 7, "gan": 0}
+    plan = {"encoder": 40, "gan": 100}
+    assert done_epochs(plan, "encoder", 10) == {"encoder": 10, "gan": 0}
+    assert done_epochs(plan, "gan", 7) == {"encoder": 40, "gan": 7}
     assert done_epochs(plan, "gan", 100) == plan
     assert phase_remaining(40, 10, [10, 12], 0.5) == 29.5 * 11  # 29.5 epochs left at their mean of 11 s
     assert phase_remaining(40, 40, [], 0.0) == 0.0 and phase_remaining(5, 1, []) is None
     assert images_per_second(10, 64, 4.0) == 160.0 and images_per_second(0, 64, 1.0) is None
-    cost = {"encoder": 1.0, "joint": 2.0, "gan": 1.0}  # (PHASE_COST holds the default's measured ratios)
-    # in the encoder phase: its own epochs for it; joint (cost 2) and GAN-only (cost 1) by ratio to it
+    cost = {"encoder": 1.0, "gan": 2.0}  # (PHASE_COST holds the default's measured ratio)
+    # in the encoder phase: its own epochs for it; the GAN's (cost 2) by ratio to it
     per, total = run_remaining(plan, done_epochs(plan, "encoder", 10), {"encoder": [10, 12]}, "encoder", 0.5,
                                cost=cost)
-    assert per == {"encoder": (324.5, "measured"), "joint": (60 * 22.0, "ratio"), "gan": (100 * 11.0, "ratio")}
-    assert total == 324.5 + 1320 + 1100
-    # in the joint phase: the encoder phase is done, joint from its own epochs, GAN-only at half a joint epoch
-    per, total = run_remaining(plan, done_epochs(plan, "joint", 20), {"encoder": [10] * 40, "joint": [25, 27]},
-                               "joint", 0.25, cost=cost)
-    assert per == {"encoder": (0.0, "done"), "joint": (39.75 * 26, "measured"), "gan": (100 * 13.0, "ratio")}
-    assert total == 1033.5 + 1300
+    assert per == {"encoder": (324.5, "measured"), "gan": (100 * 22.0, "ratio")}
+    assert total == 324.5 + 2200
+    # in the GAN phase: the encoder phase is done, the GAN's from its own epochs
+    per, total = run_remaining(plan, done_epochs(plan, "gan", 20), {"encoder": [10] * 40, "gan": [25, 27]},
+                               "gan", 0.25, cost=cost)
+    assert per == {"encoder": (0.0, "done"), "gan": (79.75 * 26, "measured")}
+    assert total == 79.75 * 26
     # in the GAN phase everything is measured; before any epoch ends nothing is known
     per, total = run_remaining(plan, done_epochs(plan, "gan", 99), {"gan": [8.0]}, "gan", 0.5)
     assert per["gan"] == (4.0, "measured") and total == 4.0
-    per, total = run_remaining({"encoder": 1, "joint": 0, "gan": 2}, {"encoder": 0, "joint": 0, "gan": 0}, {},
-                               "encoder", 0.3)
-    assert per == {"encoder": (None, "unknown"), "joint": (0.0, "done"), "gan": (None, "unknown")} and total is None
+    per, total = run_remaining({"encoder": 1, "gan": 2}, {"encoder": 0, "gan": 0}, {}, "encoder", 0.3)
+    assert per == {"encoder": (None, "unknown"), "gan": (None, "unknown")} and total is None
+    per, total = run_remaining({"encoder": 0, "gan": 2}, {"encoder": 0, "gan": 0}, {}, "gan", 0.0)
+    assert per["encoder"] == (0.0, "done") and total is None  # a GAN-only run (train.encoders_from)
 
 
 def test_progress_draws_on_a_terminal_and_is_silent_otherwise(mini_cache, tmp_path):
@@ -937,7 +944,7 @@ def test_progress_draws_on_a_terminal_and_is_silent_otherwise(mini_cache, tmp_pa
 
     from training.progress import TrainingProgress
     buf = io.StringIO()
-    shown = TrainingProgress({"encoder": 2, "joint": 0, "gan": 1}, True,
+    shown = TrainingProgress({"encoder": 2, "gan": 1}, True,
                              console=Console(file=buf, force_terminal=True, width=140))
     shown.start_epoch("encoder", 0, 0, 10)
     time.sleep(0.01)
@@ -951,8 +958,8 @@ def test_progress_draws_on_a_terminal_and_is_silent_otherwise(mini_cache, tmp_pa
     for part in ("encoder", "epoch 2/2 step 4/10", "img/s", "ETA", "(by ratio)", "run: 1/3 epochs",
                  "latest enc/image_text=1.25"):
         assert part in text, part
-    assert "joint" not in text and "enc/prior" not in text  # no empty phase, only the key losses
-    quiet = TrainingProgress({"encoder": 2, "joint": 0, "gan": 1}, False)
+    assert "enc/prior" not in text  # only the key losses
+    quiet = TrainingProgress({"encoder": 2, "gan": 1}, False)
     quiet.start_epoch("encoder", 0, 0, 10)
     quiet.update("encoder", 5, 16, {"enc/image_text": 1.0})
     quiet.end_epoch("encoder", 1)
@@ -967,97 +974,7 @@ def test_smoke_run_output_has_no_escape_codes(smoke_run):
     run_dir, _ = smoke_run
     out, err = (run_dir.parent / "smoke.stdout").read_text(), (run_dir.parent / "smoke.stderr").read_text()
     assert "\x1b" not in out and "\x1b" not in err and "\r" not in out
-    assert "[joint] epoch 1 (1/1)" in out and "[gan] epoch 3 (2/2)" in out
+    assert "[encoder] epoch 1 (1/1)" in out and "[gan] epoch 3 (2/2)" in out
     assert "evaluation: encoder metrics, baselines, evaluation network, judge, generation metrics" in out
     assert "evaluation: fid_kid ..." in out
     assert "evaluator: training the evaluation network" in out
-
-@pytest.mark.parametrize("overrides,match", [
-    ({"train.encoder_epochs": 100, "train.joint_epochs": 60, "train.gan_epochs": 101}, "200-epoch budget"),
-    ({"train.encoder_epochs": 10, "train.joint_epochs": 11}, "train.joint_epochs"),
-    ({"train.joint_epochs": -1}, "train.joint_epochs"),
-    ({"train.adam_beta2": 1.0}, "train.adam_beta2"),
-    ({"train.recon_weight": -1}, "train.recon_weight"),
-    ({"train.ms_weight": -0.5}, "train.ms_weight")])
-def test_schedule_and_gan_settings_are_validated(overrides, match, mini_cache):
-    with pytest.raises(ConfigError, match=match):
-        tiny_cfg(mini_cache, **overrides)
-
-
-def test_default_experiment_spends_160_epochs_on_the_gan():
-    from training.schedule import passes, phase_epochs
-    tc = build_config(str(REPO / "experiments" / "default.yaml")).train
-    plan = phase_epochs(tc.encoder_epochs, tc.joint_epochs, tc.gan_epochs)
-    assert passes(plan) <= 200 and plan["joint"] + plan["gan"] >= 160
-    assert plan["encoder"] + plan["joint"] == 100  # the encoders keep their 100 epochs
-
-
-def test_joint_phase_trains_both_and_whitens_when_the_encoders_stop(mini_cache, tmp_path, one_thread):
-    """2 encoder epochs of which the last is joint, then 1 GAN-only: per-phase epoch and step counts, both loss
-    families in every joint step, the whitening fitted after the joint phase, best.pt from the GAN-only phase."""
-    cfg = tiny_cfg(mini_cache, **{"train.encoder_epochs": 2, "train.joint_epochs": 1, "train.gan_epochs": 1})
-    lines = []
-    trainer = make_trainer(cfg, tmp_path / "joint", log=lines.append)
-    summary = trainer.fit()
-    spe = len(trainer.data.train) // 16
-    assert summary["epochs"] == 3 and summary["steps"] == 3 * spe
-    rows = read_stats(tmp_path / "joint")
-    ends = [r for r in rows if "time/epoch_seconds" in r]
-    assert [r["stage"] for r in ends] == ["encoder", "joint", "gan"]
-    steps = {s: [r for r in rows if r["stage"] == s and "step" in r and any(k.startswith(("enc/", "gan/"))
-                                                                              for k in r)] for s in PHASES}
-    assert all(any(k.startswith("enc/") for k in r) and any(k.startswith("gan/") for k in r) for r in steps["joint"])
-    assert not any(k.startswith("gan/") for r in steps["encoder"] for k in r)
-    assert not any(k.startswith("enc/") for r in steps["gan"] for k in r)
-    assert all("gan/d_recon" in r and "gan/mode_seeking" in r for r in steps["gan"])
-    order = [i for i, m in enumerate(lines) if m.startswith(("[joint]", "[encoder] representation whitened", "[gan]"))]
-    kinds = [lines[i].split()[0] + (" whitened" if "whitened" in lines[i] else "") for i in order]
-    assert kinds == ["[joint]", "[encoder] whitened", "[gan]"]
-    assert lines[0].startswith("schedule: 1 encoder-only + 1 joint + 1 GAN-only = 3 passes")
-    assert bool(trainer.nets.encoder.whiten.fitted)
-    assert load_checkpoint(tmp_path / "joint" / "checkpoints" / "best.pt")["state"]["stage"] in ("gan", "done")
-    assert summary["best_epoch"] == 3
-
-
-def test_joint_phase_leaves_the_encoders_batchnorm_to_real_images(mini_cache, tmp_path, one_thread):
-    """In a joint step the GAN part runs with the encoders in eval mode: only the encoder step moves E's BatchNorm
-    statistics, and E gets no gradient from the distillation term."""
-    cfg = tiny_cfg(mini_cache, **{"train.encoder_epochs": 1, "train.joint_epochs": 1})
-    trainer = make_trainer(cfg, tmp_path / "bn")
-    idx = torch.arange(trainer.encoder.bs)
-    bn = lambda: [b.clone() for n, b in trainer.nets.encoder.named_buffers() if "running_mean" in n]  # noqa: E731
-    trainer.state.update(stage="joint")
-    trainer.set_stage_modes("encoder")
-    trainer.encoder.step(idx)
-    after_encoder = bn()
-    trainer.set_stage_modes("gan")
-    trainer.gan.step(idx)
-    assert all(torch.equal(a, b) for a, b in zip(after_encoder, bn()))
-    assert all(p.grad is None or not p.requires_grad for p in trainer.nets.encoder.parameters())
-    out = trainer.joint_step(idx)
-    assert {"enc/image_text", "gan/d_loss", "gan/g_adv"} <= set(out)
-
-
-def test_resume_in_the_middle_of_the_joint_phase_matches_uninterrupted(mini_cache, tmp_path, one_thread):
-    """Stop requested in the joint phase (SIGTERM's path: stop_requested), resume from last.pt: every step's losses
-    and the final weights equal those of the run that was never stopped."""
-    over = {"train.encoder_epochs": 3, "train.joint_epochs": 2, "train.gan_epochs": 1}
-    ref_dir, run_dir = tmp_path / "ref", tmp_path / "split"
-    make_trainer(tiny_cfg(mini_cache, **over), ref_dir).fit()
-    box = {}
-
-    def log(msg, *a, **k):
-        if msg.startswith("[joint] epoch 2 "):  # after the first joint epoch: stops one step into the next
-            box["trainer"].stop_requested = True
-
-    box["trainer"] = make_trainer(tiny_cfg(mini_cache, **over), run_dir, log=log)
-    assert box["trainer"].fit()["status"] == "interrupted"
-    ckpt = load_checkpoint(run_dir)
-    st = ckpt["state"]
-    assert (st["stage"], st["epoch"], st["stage_epoch"], st["step_in_epoch"]) == ("joint", 2, 1, 1)
-    resumed = make_trainer(tiny_cfg(mini_cache, **over), run_dir, resume=ckpt)
-    assert resumed.fit()["status"] == "finished"
-    assert loss_rows(read_stats(run_dir)) == loss_rows(read_stats(ref_dir))
-    a, b = load_checkpoint(ref_dir), load_checkpoint(run_dir)
-    for name in a["networks"]:
-        assert all(torch.equal(v, b["networks"][name][k]) for k, v in a["networks"][name].items()), name

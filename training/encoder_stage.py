@@ -1,10 +1,9 @@
-"""The encoders' part of an epoch (the encoder-only and the joint phases): the source encoder E and the text
-encoder T learn from scratch, without class labels.
+"""Stage 1, "encoder": the source encoder E and the text encoder T learn from scratch, without class labels.
 
 Per batch: image-text InfoNCE (an image and one of its captions) and image-image InfoNCE (two random crops/flips
 of the same image), both with soft positives from the captions' TF-IDF affinity; the representation regresses
-onto the caption LSA of its image; T's prior head learns to predict E's representation from the caption. When the
-encoders stop learning the representation is PCA-whitened on the training images (label-free).
+onto the caption LSA of its image; T's prior head learns to predict E's representation from the caption. At the
+end of the stage the representation is PCA-whitened on the training images (label-free).
 """
 from __future__ import annotations
 
@@ -53,11 +52,10 @@ class EncoderStage:
         self.bs, self.steps_per_epoch = stage_batches(tc.batch_size, len(tr.data.train))
 
     def lr(self) -> float:
-        """Linear warm-up over the first epoch, then cosine decay to 0 over the encoder epochs (encoder-only and
-        joint: the first train.encoder_epochs epochs of the run)."""
+        """Linear warm-up over the first epoch, then cosine decay to 0 over the encoder stage."""
         tc, st = self.tr.cfg.train, self.tr.state
         total = max(1, tc.encoder_epochs * self.steps_per_epoch)
-        step = st["epoch"] * self.steps_per_epoch + st["step_in_epoch"]
+        step = st["stage_epoch"] * self.steps_per_epoch + st["step_in_epoch"]
         return warmup_cosine(tc.lr_encoder, step, self.steps_per_epoch, total)
 
     def step(self, idx: torch.Tensor) -> dict:
@@ -83,7 +81,7 @@ class EncoderStage:
 
     @torch.no_grad()
     def finish(self) -> None:
-        """When the encoders stop learning: fit the source encoder's whitening (train.whiten_eps > 0) on the representations
+        """End of stage 1: fit the source encoder's whitening (train.whiten_eps > 0) on the representations
         of the centre crops of the training images, label-free, and give the text encoder's prior the same
         one, so that a caption's predicted representation lives in the same space. train.whiten_eps = 0
         leaves (or puts) both at the identity."""

@@ -2,8 +2,7 @@
 step in the epoch, images/s and the phase's ETA, then a line with the run's ETA and the latest key losses.
 
 Each phase's remaining time comes from its own measured epochs (wall time from the epoch's first step to its
-last.pt, validation included): joint epochs cost more than encoder-only ones and GAN-only ones differ again. A
-phase that has not run an epoch yet is estimated from the latest measured phase's mean epoch time times the
+last.pt, validation included): GAN epochs cost more than encoder epochs. A phase that has not run an epoch yet is estimated from the latest measured phase's mean epoch time times the
 ratio of PHASE_COST (marked "by ratio"); before any epoch has ended the run's ETA is unknown.
 
 The display is drawn only when enabled (the Trainer enables it for rank 0 when stdout is a terminal); otherwise
@@ -18,8 +17,8 @@ from typing import Sequence
 from .schedule import PHASES
 
 # Relative cost of one epoch per phase, for phases not measured yet: the default experiment's epochs on a 2-core CPU
-# (encoder-only 7.3 s, joint 28 s, GAN-only ~22 s: a joint epoch is an encoder epoch plus a GAN-only one).
-PHASE_COST = {"encoder": 1.0, "joint": 3.8, "gan": 3.0}
+# (encoder 5.6 s, GAN ~9 s).
+PHASE_COST = {"encoder": 1.0, "gan": 1.6}
 KEY_LOSSES = ("enc/image_text", "gan/d_loss", "gan/g_adv")
 
 

@@ -1,11 +1,10 @@
-"""The training loop over the schedule's phases (training/schedule.py): encoder-only epochs, joint epochs, GAN-only
-epochs. One epoch = one pass over the train-class training images (each drawn once, with one of its captions
-chosen at random), whatever it updates.
+"""The training loop over the schedule's two stages (training/schedule.py): encoder epochs, then GAN epochs with the
+encoders frozen. One epoch = one pass over the train-class training images (each drawn once, with one of its
+captions chosen at random), whatever it updates.
 
-The Trainer owns the networks, the run's state (phase, epoch, step, images seen, best metric), checkpoints and
+The Trainer owns the networks, the run's state (stage, epoch, step, images seen, best metric), checkpoints and
 logging; the encoder stage (training/encoder_stage.py) and the GAN stage (training/gan_stage.py) own their
-optimizers and steps, and a joint step runs one encoder step and then the GAN steps on the same images.
-Validation and sample grids: training/validation.py.
+optimizers and steps. Validation and sample grids: training/validation.py.
 """
 from __future__ import annotations
 
@@ -37,13 +36,6 @@ class NonFiniteLoss(RuntimeError):
     """A loss became NaN/inf; the run stops and keeps its last good checkpoint."""
 
 
-class _Phase:
-    """A phase of the loop: its name, step function, batch and steps per epoch."""
-
-    def __init__(self, name: str, step, bs: int, steps_per_epoch: int):
-        self.name, self.step, self.bs, self.steps_per_epoch = name, step, bs, steps_per_epoch
-
-
 class Trainer:
     def __init__(self, cfg, data: FlowerData, run_dir: Path, device: torch.device, tracker=None,
                  resume: dict | None = None, log=print, rank: int = 0, world: int = 1):
@@ -73,8 +65,7 @@ class Trainer:
         if tc.compile:
             self.enc_fwd, self.synth_fwd = torch.compile(self.enc_fwd), torch.compile(self.synth_fwd)
         self.encoder = EncoderStage(self)
-        self.joint = _Phase("joint", self.joint_step, self.encoder.bs, self.encoder.steps_per_epoch)
-        self.epochs = phase_epochs(tc.encoder_epochs, tc.joint_epochs, tc.gan_epochs)
+        self.epochs = phase_epochs(tc.encoder_epochs, tc.gan_epochs)
         self.state = {"stage": "encoder", "stage_epoch": 0, "epoch": 0, "step": 0, "step_in_epoch": 0,
                       "images_seen": 0, "best_metric": math.inf, "best_epoch": -1, "perm": None, "gan_steps": 0}
         self.fixed = fixed_inputs(data, cfg.model.noise_dim)
@@ -165,18 +156,6 @@ class Trainer:
         for name in FROZEN_IN_GAN:
             getattr(self.nets, name).train(not frozen).requires_grad_(not frozen)
 
-    def joint_step(self, idx: torch.Tensor) -> dict:
-        """One joint step on the images idx (the encoder stage's batch): an encoder step, then GAN steps on
-        consecutive slices of idx of the GAN batch, with the encoders frozen for them (eval mode: their BatchNorm
-        never sees generated images; the GAN reads their detached outputs)."""
-        self.set_stage_modes("encoder")
-        out = self.encoder.step(idx)
-        self.set_stage_modes("gan")
-        gb = max(1, self.gan.bs // self.world)  # idx is this process's share of the global batch, so is each GAN slice
-        for k in range(0, len(idx) - gb + 1, gb):
-            out.update(self.gan.step(idx[k:k + gb]))
-        return out
-
     # ------------------------------------------------------------------ loop
     def log_row(self, row: dict) -> None:
         """One row to stats.jsonl and the tracker (rank 0 only)."""
@@ -195,9 +174,9 @@ class Trainer:
                                     f"point are kept in {self.run_dir / 'checkpoints'}")
 
     def run_stage(self, name: str, epochs: int) -> None:
-        """Run (or resume) phase `name` ("encoder", "joint" or "gan") until it has done `epochs` epochs."""
+        """Run (or resume) stage `name` ("encoder" or "gan") until it has done `epochs` epochs."""
         st, tc = self.state, self.cfg.train
-        stage = {"encoder": self.encoder, "joint": self.joint, "gan": self.gan}[name]
+        stage = {"encoder": self.encoder, "gan": self.gan}[name]
         self.set_stage_modes(name)
         while st["stage_epoch"] < epochs:
             if st["perm"] is None:  # the same order on every process
@@ -246,13 +225,11 @@ class Trainer:
                "time/epoch_seconds": seconds}
         if (st["stage_epoch"] % tc.eval_every == 0 or st["stage_epoch"] == epochs) and self.rank == 0:
             row.update(validate(self, self.g_ema))
-            if stage.name in ("joint", "gan"):
+            if stage.name == "gan":
                 grid = sample_grid(self.nets.text_encoder, self.g_ema, self.fixed,
                                    self.run_dir / "samples" / f"epoch_{st['epoch']:03d}.png", self.device)
                 if self.tracker is not None:
                     self.tracker.log_image("samples/fixed_grid", grid, self.fixed["captions"], step=st["images_seen"])
-            # best.pt only once the encoders are final: val/kid lives in their (whitened) space
-            if stage.name == "gan":
                 if row["val/kid"] < st["best_metric"]:
                     st["best_metric"], st["best_epoch"] = row["val/kid"], st["epoch"]
                     self.save("best.pt")
@@ -266,7 +243,7 @@ class Trainer:
         self.progress.end_epoch(stage.name, st["stage_epoch"])
 
     def fit(self) -> dict:
-        """Run (or resume) the schedule's phases; returns a summary. Stops early, resumable, if stop_requested."""
+        """Run (or resume) the schedule's two stages; returns a summary. Stops early, resumable, if stop_requested."""
         try:
             return self._fit()
         finally:
@@ -276,13 +253,13 @@ class Trainer:
         st, plan = self.state, self.epochs
         t0 = time.time()
         self.log(f"schedule: {describe(plan)}; now in the {st['stage']} phase at epoch {st['epoch']}")
-        for phase, after in (("encoder", "joint"), ("joint", "gan"), ("gan", "done")):
+        for phase, after in (("encoder", "gan"), ("gan", "done")):
             if st["stage"] != phase:
                 continue
             self.run_stage(phase, plan[phase])
             if self.stop_requested:
                 return self._interrupted()
-            if phase == "joint":
+            if phase == "encoder":
                 self.encoder.finish()  # the encoders stop learning: fit the whitening
             st.update(stage=after, stage_epoch=0, step_in_epoch=0, perm=None)
         if not (self.run_dir / "checkpoints" / "best.pt").exists():

@@ -59,7 +59,7 @@ def monitor_encoder(tr) -> dict:
 
 @torch.no_grad()
 def validate(tr, g_ema) -> dict:
-    """Label-free validation on held-out train-class images (the selection metric val/kid once the GAN trains)."""
+    """Label-free validation on held-out train-class images (selection metric: val/kid in stage 2)."""
     text, enc = tr.nets.text_encoder, tr.nets.encoder
     modes = text.training, enc.training
     text.eval(), enc.eval()
@@ -73,17 +73,14 @@ def validate(tr, g_ema) -> dict:
     # the image-text space is the one stage 1 trained: before the end-of-stage whitening
     it_loss = losses.info_nce(enc.represent(x), text.embed(t), tr.cfg.train.temperature)
     out = {"val/image_text_loss": it_loss.item()}
-    if tr.state["stage"] in ("encoder", "joint") or tr.state["stage_epoch"] == 0:
+    if tr.state["stage"] == "encoder" or tr.state["stage_epoch"] == 0:
         out.update(monitor_encoder(tr))
-    if tr.state["stage"] in ("joint", "gan"):
+    if tr.state["stage"] == "gan":
         z = torch.randn(len(val), 1, tr.cfg.model.noise_dim, generator=torch.Generator().manual_seed(7))
         fake = generate_from_tokens(text, g_ema, tokens, lengths, z, tr.device, per_caption_noise=True)
         r_fake = enc(fake[:, 0])
         subset = min(100, len(val) // 2)
-        # in the joint phase the encoder's space still moves (and is not whitened yet): its KID has its own key, so
-        # val/kid (best.pt, the sweeps' early stopping) only compares GAN-only epochs in the final space
-        key = "val/kid" if tr.state["stage"] == "gan" else "val/kid_joint"
-        out[key] = kid(r_real.cpu().numpy(), r_fake.cpu().numpy(), subset_size=max(subset, 2))[0]
+        out["val/kid"] = kid(r_real.cpu().numpy(), r_fake.cpu().numpy(), subset_size=max(subset, 2))[0]
         out["val/distill"] = losses.cosine_distance(r_fake, text.predict_representation(t)).item()
         try:  # the blocky pattern: edges on the last upsampling's 2-px grid (photos ~1; metrics/grid.py)
             out["val/grid_contrast"] = grid_contrast(fake[:, 0], 2)
