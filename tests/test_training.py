@@ -527,6 +527,7 @@ def test_interrupted_then_resumed_matches_uninterrupted(reference_run, mini_cach
     assert resumed.state["step"] == st["step"]
     s2 = resumed.fit()
     assert (s2["status"], s2["epochs"], s2["steps"]) == ("finished", ref_summary["epochs"], ref_summary["steps"])
+    assert s2["train_seconds"] > st["train_seconds"] > 0  # the resumed run's time adds the first part's
     assert loss_rows(read_stats(run_dir)) == loss_rows(read_stats(ref_dir))
     a, b = load_checkpoint(ref_dir), load_checkpoint(run_dir)
     for name in a["networks"]:

@@ -70,6 +70,7 @@ class Trainer:
                       "images_seen": 0, "best_metric": math.inf, "best_epoch": -1, "perm": None, "gan_steps": 0}
         self.fixed = fixed_inputs(data, cfg.model.noise_dim)
         self.stop_requested = False
+        self._fit_start, self._seconds_before = None, 0.0  # train_seconds: this process's share + earlier ones
         # the live progress display: rank 0 on a terminal only (never in CI logs, tests, sweep trials, files)
         self.progress = TrainingProgress(self.epochs, enabled=rank == 0 and sys.stdout.isatty())
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -88,7 +89,7 @@ class Trainer:
                 "g_ema": self.g_ema.state_dict(),
                 "optimizers": {"enc": self.encoder.opt.state_dict(), "g": self.gan.opt_g.state_dict(),
                                "d": self.gan.opt_d.state_dict()},
-                "state": dict(self.state), "rng": rng_state(),
+                "state": {**self.state, "train_seconds": self.train_seconds()}, "rng": rng_state(),
                 "tracker_run_id": getattr(self.tracker, "run_id", "") or ""}
 
     def _require_same_vocab(self, ckpt: dict, source: str = "checkpoint") -> None:
@@ -251,7 +252,7 @@ class Trainer:
 
     def _fit(self) -> dict:
         st, plan = self.state, self.epochs
-        t0 = time.time()
+        self._fit_start, self._seconds_before = time.time(), float(st.get("train_seconds", 0.0))
         self.log(f"schedule: {describe(plan)}; now in the {st['stage']} phase at epoch {st['epoch']}")
         for phase, after in (("encoder", "gan"), ("gan", "done")):
             if st["stage"] != phase:
@@ -268,7 +269,13 @@ class Trainer:
         return {"status": "finished", "epochs": st["epoch"], "steps": st["step"],
                 "images_seen": st["images_seen"], "best_epoch": st["best_epoch"],
                 "best_val_kid": st["best_metric"] if math.isfinite(st["best_metric"]) else None,
-                "train_seconds": time.time() - t0}
+                "train_seconds": self.train_seconds()}
+
+    def train_seconds(self) -> float:
+        """Wall time of fit() so far, over every process that trained this run (a resumed run adds its
+        checkpoint's)."""
+        now = 0.0 if self._fit_start is None else time.time() - self._fit_start
+        return self._seconds_before + now
 
     def _interrupted(self) -> dict:
         path = self.save("last.pt")
