@@ -48,29 +48,25 @@ class EvaluatorSpec:
     holdout_fraction: float = 0.1
     seed: int = 0
     stem_stride: int = 1
-    depth: int = 1  # 3x3 convs per block after the stem (the first downsamples, the others keep the size)
 
 
 class EvalNet(nn.Module):
     """(B, 3, S, S) in [-1, 1] -> logits (B, n_classes); ``features`` -> (B, 4 * width).
 
     3x3 conv + BN + ReLU blocks, stride 1 then 2 until 4 px (S = 32: four blocks, 32 -> 4 px; S = 64: five),
-    global average pooling. Widths w, 2w, 4w, 4w, ... Every block after the stem has `depth` convs (the first
-    with stride 2, the others stride 1).
+    global average pooling. Widths w, 2w, 4w, 4w, ...
     """
 
-    def __init__(self, n_classes: int, width: int = 32, input_size: int = 32, stem_stride: int = 1, depth: int = 1):
+    def __init__(self, n_classes: int, width: int = 32, input_size: int = 32, stem_stride: int = 1):
         super().__init__()
-        if input_size < 16 * stem_stride or input_size & (input_size - 1) or stem_stride not in (1, 2) or depth < 1:
-            raise ValueError(f"EvalNet needs input_size a power of two >= 16 * stem_stride, stem_stride 1 or 2 and "
-                             f"depth >= 1, got {input_size}, {stem_stride}, {depth}")
+        if input_size < 16 * stem_stride or input_size & (input_size - 1) or stem_stride not in (1, 2):
+            raise ValueError(f"EvalNet needs input_size a power of two >= 16 * stem_stride and stem_stride 1 or 2, "
+                             f"got {input_size}, {stem_stride}")
         w, layers = width, []
         chans = [3, w, 2 * w] + [4 * w] * ((input_size // stem_stride).bit_length() - 4)
         for i, (c_in, c_out) in enumerate(zip(chans[:-1], chans[1:])):
             s = stem_stride if i == 0 else 2
             layers += [nn.Conv2d(c_in, c_out, 3, s, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
-            for _ in range(depth - 1 if i > 0 else 0):
-                layers += [nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(4 * w, n_classes)
         self.feature_dim = 4 * w
@@ -156,7 +152,7 @@ def train_evaluator(images: torch.Tensor, labels: np.ndarray, spec: EvaluatorSpe
     y = y_all[tr]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec.seed)
-        net = EvalNet(len(classes), spec.width, spec.input_size, spec.stem_stride, spec.depth).to(device)
+        net = EvalNet(len(classes), spec.width, spec.input_size, spec.stem_stride).to(device)
     g = torch.Generator().manual_seed(spec.seed)
     steps_per_epoch = max(1, -(-len(tr) // spec.batch_size))
     opt = torch.optim.AdamW(net.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
@@ -190,10 +186,7 @@ def train_evaluator(images: torch.Tensor, labels: np.ndarray, spec: EvaluatorSpe
 
 def fingerprint(images: torch.Tensor, labels: np.ndarray, spec: EvaluatorSpec) -> str:
     """sha256 of the spec, the labels and the image bytes: the evaluator's identity."""
-    fields = asdict(spec)
-    if fields["depth"] == 1:  # the fingerprints of networks trained before `depth` existed stay valid
-        del fields["depth"]
-    h = hashlib.sha256(json.dumps(fields, sort_keys=True).encode())
+    h = hashlib.sha256(json.dumps(asdict(spec), sort_keys=True).encode())
     h.update(np.ascontiguousarray(np.asarray(labels, np.int64)).tobytes())
     h.update(images.contiguous().cpu().numpy().tobytes())
     return h.hexdigest()
@@ -213,8 +206,7 @@ def load_or_train(path: Path | None, images: torch.Tensor, labels: np.ndarray,
         try:
             blob = torch.load(path, map_location=device, weights_only=True)
             if blob.get("fingerprint") == key:
-                net = EvalNet(len(blob["classes"]), spec.width, spec.input_size, spec.stem_stride,
-                              spec.depth).to(device)
+                net = EvalNet(len(blob["classes"]), spec.width, spec.input_size, spec.stem_stride).to(device)
                 net.load_state_dict(blob["state_dict"])
                 return Evaluator(net, blob["classes"], spec, json.loads(blob["info"])), True
             log(f"evaluator: {path} was trained on other data or settings; retraining")

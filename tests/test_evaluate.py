@@ -283,28 +283,9 @@ def test_evalnet_depth_follows_the_input_size():
     assert strides(EvalNet(5, 8, 64)) == [1, 2, 2, 2, 2]
     judge_like = EvalNet(5, 8, 64, stem_stride=2)
     assert strides(judge_like) == [2, 2, 2, 2] and judge_like.body(torch.zeros(2, 3, 64, 64)).shape == (2, 32, 4, 4)
-    for bad in ((48, 1), (16, 2), (64, 3), (64, 2, 0)):
+    for bad in ((48, 1), (16, 2), (64, 3)):
         with pytest.raises(ValueError, match="input_size"):
             EvalNet(5, 8, *bad)
-    deeper = EvalNet(5, 8, 64, stem_stride=2, depth=3)  # two more stride-1 convs after each downsampling one
-    assert strides(deeper) == [2, 2, 1, 1, 2, 1, 1, 2, 1, 1]
-    assert deeper.body(torch.zeros(2, 3, 64, 64)).shape == (2, 32, 4, 4)
-
-
-def test_evaluator_fingerprint_of_depth_1_is_the_one_before_depth_existed():
-    import dataclasses
-    import hashlib
-    import json
-
-    from evaluation.evaluator import EvaluatorSpec, fingerprint
-    images, labels = torch.zeros(4, 3, 8, 8, dtype=torch.uint8), np.array([1, 1, 2, 2])
-    spec = EvaluatorSpec()
-    old = {k: v for k, v in dataclasses.asdict(spec).items() if k != "depth"}
-    h = hashlib.sha256(json.dumps(old, sort_keys=True).encode())
-    h.update(np.ascontiguousarray(labels.astype(np.int64)).tobytes())
-    h.update(images.numpy().tobytes())
-    assert fingerprint(images, labels, spec) == h.hexdigest()  # cached evaluators and judges stay valid
-    assert fingerprint(images, labels, dataclasses.replace(spec, depth=2)) != h.hexdigest()
 
 
 def test_judge_is_trained_once_per_cache_and_scores_each_sample_set(mini_cache, tmp_path):
