@@ -64,7 +64,6 @@ class TrainConfig:
     r1_every: int = 4  # lazy R1: apply every N discriminator steps (scaled by N)
     mismatch_weight: float = 0.5  # matching-aware D: weight of (real image, wrong text)
     distill_weight: float = 1.0  # encoder(G(z, t, r)) should match r
-    ms_weight: float = 0.0  # mode seeking (MSGAN) between two noises of one caption; 0 = off
     kl_weight: float = 1.0  # conditioning augmentation KL
     ema_decay: float = 0.995  # generator EMA (after a warm-up, see Trainer._update_ema): ~200-step time constant
     eval_every: int = 10  # epochs between validation metrics / best-checkpoint checks

@@ -1,9 +1,7 @@
 """Stage 2, "gan": E and T are frozen; the generator G(z, T(caption), r) and the matching-aware projection
 discriminator D(image, T(caption)) train with hinge loss, DiffAugment, lazy R1, conditioning augmentation and an
 EMA copy of G. r is T's prior guess of the source representation from the caption alone, what G receives at test
-time. Distillation: E(G(...)) should point the same way as r. Mode seeking (train.ms_weight > 0, MSGAN): half of
-the batch's captions get a second noise vector, and G is pushed to make their two images differ in proportion to
-the noises.
+time. Distillation: E(G(...)) should point the same way as r.
 """
 from __future__ import annotations
 
@@ -58,7 +56,6 @@ class GanStage:
         # model.d_rep: D also sees r (the wrong pair gets the other image's r too); else r is not D's input
         r_d, r_wrong = (r, r.roll(1, dims=0)) if tr.cfg.model.d_rep else (None, None)
         z = torch.randn(real.shape[0], tr.cfg.model.noise_dim, device=tr.device)
-        half = real.shape[0] // 2 if tc.ms_weight > 0 else 0
         aug = lambda img: diff_augment(img, tc.diffaug)  # noqa: E731 - the image itself when the policy is ""
         # D step: one conv pass over [real | fake]; the real features are scored with their own caption
         # and with another image's (matching-aware D). The fake keeps its graph: the D step does not
@@ -83,19 +80,12 @@ class GanStage:
         with tr.autocast():
             g_adv = self.adversarial_loss(aug(fake), t, r_d)
             distill = losses.cosine_distance(E(fake).float(), r)  # what E judges
-            if half:  # the same condition c, another noise (drawn last: the other random draws are unchanged)
-                z2 = torch.randn(half, tr.cfg.model.noise_dim, device=tr.device)
-                ms = losses.mode_seeking(fake[:half].float(), tr.synth_fwd(z2, c[:half], r[:half]).float(),
-                                         z[:half], z2)
         D.requires_grad_(True)
         kl = losses.kl_normal(mu.float(), logvar.float())
         g_loss = g_adv + tc.kl_weight * kl + tc.distill_weight * distill
-        out.update({"gan/g_adv": g_adv, "gan/kl": kl, "gan/distill": distill})
-        if half:
-            g_loss = g_loss + tc.ms_weight * ms
-            out["gan/mode_seeking"] = ms
         tr.optimizer_step("g", self.opt_g, g_loss, G.parameters())
         self.update_ema()
+        out.update({"gan/g_adv": g_adv, "gan/kl": kl, "gan/distill": distill})
         return out
 
     @torch.no_grad()

@@ -74,12 +74,3 @@ def kl_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, exp(logvar)) || N(0, I)), summed over dims, averaged over the batch (conditioning augmentation)."""
     return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1).mean()
 
-
-def mode_seeking(img_a: torch.Tensor, img_b: torch.Tensor, z_a: torch.Tensor, z_b: torch.Tensor,
-                 eps: float = 1e-5) -> torch.Tensor:
-    """Mode-seeking term (MSGAN, Mao et al. 2019) to MINIMISE: 1 / (ratio + eps), where
-    ratio = mean |img_a - img_b| / mean |z_a - z_b| for two images generated from the same condition with noises
-    z_a, z_b (means over all elements). Smaller when different noises give more different images."""
-    ratio = (img_a - img_b).abs().mean() / (z_a - z_b).abs().mean()
-    return 1 / (ratio + eps)
-
