@@ -230,7 +230,8 @@ REMOVED_KEYS = {"model.g_noise": False, "model.g_skip": False, "model.g_cond_nor
                 "model.d_dec_width": 0, "train.recon_weight": 0.0, "train.ms_weight": 0.0, "train.adam_beta2": 0.99}
 # the commit that last has a removed key's code, where it is not REMOVED_AT
 REMOVED_IN = {k: "e32e1f2" for k in ("train.joint_epochs", "model.enc_head_width", "model.enc_head_layers",
-                                     "model.d_dec_width", "train.recon_weight", "train.ms_weight", "train.adam_beta2")}
+                                     "model.d_dec_width", "train.recon_weight", "train.adam_beta2")}
+REMOVED_IN["train.ms_weight"] = "086abd9"  # mode seeking, measured again on the two-stage protocol
 
 
 def _removed_error(dotted: str, value=None) -> ConfigError:
