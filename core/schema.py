@@ -51,8 +51,8 @@ class TrainConfig:
     lr_encoder: float = 2e-3
     wd_encoder: float = 0.5  # AdamW weight decay of the encoder stage (source and text encoders); 1e-4 before: README
     whiten_eps: float = 0.01  # end of stage 1: PCA-whiten the representation (eigenvalue floor, x the largest); 0 = off
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
+    lr_g: float = 1e-4  # two time-scale rates (TTUR): D learns 4x faster than G; 2e-4 / 2e-4 before (docs)
+    lr_d: float = 4e-4
     temperature: float = 0.1
     affinity_alpha: float = 0.8  # share of each image's positive mass given to caption-similar images
     affinity_temperature: float = 0.1  # sharpness of the caption TF-IDF affinity
