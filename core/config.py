@@ -229,15 +229,16 @@ REMOVED_KEYS = {"model.g_noise": False, "model.g_skip": False, "model.g_cond_nor
                 "train.joint_epochs": 0, "model.enc_head_width": 0, "model.enc_head_layers": 1,
                 "model.d_dec_width": 0, "train.recon_weight": 0.0, "train.ms_weight": 0.0, "train.adam_beta2": 0.99}
 # the commit that last has a removed key's code, where it is not REMOVED_AT
-REMOVED_IN = {k: "e32e1f2" for k in ("train.joint_epochs", "model.enc_head_width", "model.enc_head_layers",
-                                     "model.d_dec_width", "train.recon_weight", "train.adam_beta2")}
-REMOVED_IN["train.ms_weight"] = "086abd9"  # mode seeking, measured again on the two-stage protocol
+REMOVED_IN = {**dict.fromkeys(("train.joint_epochs", "model.enc_head_width", "model.enc_head_layers",
+                               "model.d_dec_width", "train.recon_weight", "train.adam_beta2"), "e32e1f2"),
+              "train.ms_weight": "086abd9"}  # mode seeking, measured again on the two-stage protocol
 
 
 def _removed_error(dotted: str, value=None) -> ConfigError:
     shown = "" if value is None else f" = {value!r}"
+    commit = REMOVED_IN.get(dotted, REMOVED_AT)
     return ConfigError(f"config key '{dotted}'{shown} was removed (measured and not adopted; its code and numbers: "
-                       f"commit {REMOVED_IN.get(dotted, REMOVED_AT)}, docs/experiments.md); drop it, or use that commit")
+                       f"commit {commit}, docs/experiments.md); drop it, or use that commit")
 
 
 def _drop_old_keys(data: dict) -> dict:

@@ -2,8 +2,9 @@
 step in the epoch, images/s and the phase's ETA, then a line with the run's ETA and the latest key losses.
 
 Each phase's remaining time comes from its own measured epochs (wall time from the epoch's first step to its
-last.pt, validation included): GAN epochs cost more than encoder epochs. A phase that has not run an epoch yet is estimated from the latest measured phase's mean epoch time times the
-ratio of PHASE_COST (marked "by ratio"); before any epoch has ended the run's ETA is unknown.
+last.pt, validation included): GAN epochs cost more than encoder epochs. A phase that has not run an epoch
+yet is estimated from the latest measured phase's mean epoch time times the ratio of PHASE_COST (marked
+"by ratio"); before any epoch has ended the run's ETA is unknown.
 
 The display is drawn only when enabled (the Trainer enables it for rank 0 when stdout is a terminal); otherwise
 every method returns at once and nothing is written, so CI logs, tests, sweep trials and `> file` see only the

@@ -70,7 +70,7 @@ class Trainer:
                       "images_seen": 0, "best_metric": math.inf, "best_epoch": -1, "perm": None, "gan_steps": 0}
         self.fixed = fixed_inputs(data, cfg.model.noise_dim)
         self.stop_requested = False
-        self._fit_start, self._seconds_before = None, 0.0  # train_seconds: this process's share + earlier ones
+        self._fit_start, self._seconds_before = None, 0.0  # train_seconds: this session's and earlier sessions' time
         # the live progress display: rank 0 on a terminal only (never in CI logs, tests, sweep trials, files)
         self.progress = TrainingProgress(self.epochs, enabled=rank == 0 and sys.stdout.isatty())
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -272,8 +272,8 @@ class Trainer:
                 "train_seconds": self.train_seconds()}
 
     def train_seconds(self) -> float:
-        """Wall time of fit() so far, over every process that trained this run (a resumed run adds its
-        checkpoint's)."""
+        """Wall time of fit() so far, summed over the run's sessions (a resumed run adds the time its checkpoint
+        had recorded)."""
         now = 0.0 if self._fit_start is None else time.time() - self._fit_start
         return self._seconds_before + now
 
