@@ -178,8 +178,11 @@ def headline_rows(report: dict) -> list[tuple[str, str, str]]:
     colour, each beside what real photos (or chance) score."""
     enc, base, gen = report.get("encoder", {}), report.get("baselines", {}), report.get("generation", {})
     knn = lambda src: " / ".join(fmt((src.get(g) or {}).get("knn_acc")) for g in ("all", "test"))  # noqa: E731
-    rows = [("source encoder kNN top-1, all 25 / 5 unseen classes", knn(enc),
-             f"colour histogram {knn(base.get('color_histogram', {}))}, chance 0.040 / 0.200")]
+    n_all, n_test = ((enc.get(g) or {}).get("n_classes") for g in ("all", "test"))
+    chance = " / ".join(fmt(1 / n) if n else "n/a" for n in (n_all, n_test))
+    n_all, n_test = n_all or "?", n_test or "?"
+    rows = [(f"source encoder kNN top-1, all {n_all} / {n_test} unseen classes", knn(enc),
+             f"colour histogram {knn(base.get('color_histogram', {}))}, chance {chance}")]
     k = gen.get("kid_evaluator", {})
     rows.append(("KID, evaluation network's features, unseen classes", fmt(_get(k, "value"), 4),
                  f"real vs real {fmt(_get(k, 'floor'), 4)}"))
@@ -187,10 +190,11 @@ def headline_rows(report: dict) -> list[tuple[str, str, str]]:
     rows.append(("class consistency (evaluator kNN), unseen classes", fmt(gen.get("class_consistency_evaluator_knn")),
                  f"real photos {fmt(ref.get('real_evaluator_knn'))}, chance {fmt(ref.get('chance'))}"))
     jr = gen.get("recognised_by_judge")
+    n_judge = ((jr.get("judge") or {}).get("n_classes") if isinstance(jr, dict) else None) or "?"
     for key, among, what in (
-            ("test_captions", "own", "judge: right class among the 5 unseen, unseen captions"),
-            ("test_captions", "all", "judge: right class among all 102, unseen captions"),
-            ("train_captions", "all", "judge: right class among all 102, held-out seen-class captions")):
+            ("test_captions", "own", f"judge: right class among the {n_test} unseen, unseen captions"),
+            ("test_captions", "all", f"judge: right class among all {n_judge}, unseen captions"),
+            ("train_captions", "all", f"judge: right class among all {n_judge}, held-out seen-class captions")):
         rows.append((what, *_judge_rate(jr, key, among)))
     ms = gen.get("ms_ssim_same_caption", {})
     rows.append(("MS-SSIM between samples of one caption (lower = more diverse)", fmt(_get(ms, "value")),

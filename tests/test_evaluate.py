@@ -116,7 +116,7 @@ def test_table_shows_unavailable_with_reason_not_a_number():
 
 
 def test_headline_rows_pick_the_numbers_and_their_references():
-    report = {"encoder": {"all": {"knn_acc": 0.852}, "test": {"knn_acc": 0.882}},
+    report = {"encoder": {"all": {"knn_acc": 0.852, "n_classes": 25}, "test": {"knn_acc": 0.882, "n_classes": 5}},
               "baselines": {"color_histogram": {"all": {"knn_acc": 0.58}, "test": {"knn_acc": 0.87}}},
               "generation": {
                   "kid_evaluator": {"value": 0.0821, "floor": -0.0022},
@@ -126,7 +126,7 @@ def test_headline_rows_pick_the_numbers_and_their_references():
                       "test_captions": {"value": {"all": 0.035, "own": 0.58},
                                         "real_reference": {"all": 0.714, "own": 0.893},
                                         "chance": {"all": 1 / 102, "own": 0.2}},
-                      "train_captions": {"unavailable": "no judge"}},
+                      "train_captions": {"unavailable": "no judge"}, "judge": {"n_classes": 102}},
                   "ms_ssim_same_caption": {"value": 0.23, "real_reference_same_class": 0.074},
                   "grid_contrast": {"value": {"2": 1.3318}, "real_reference": {"2": 1.004}}}}
     rows = {r[0]: r[1:] for r in headline_rows(report)}
@@ -140,6 +140,10 @@ def test_headline_rows_pick_the_numbers_and_their_references():
     assert rows["upsampling-grid contrast at 2 px (1 = no grid)"] == ("1.33", "real photos 1.00")
     assert not [k for k in rows if k.startswith("caption's colour")]  # absent from reports written before it
     assert len(headline_rows({})) == 8  # an empty report still gives every row, as n/a
+    report["encoder"]["all"]["n_classes"], report["encoder"]["test"]["n_classes"] = 30, 4  # another split size
+    rows = {r[0]: r[1:] for r in headline_rows(report)}
+    assert rows["source encoder kNN top-1, all 30 / 4 unseen classes"][1].endswith("chance 0.033 / 0.250")
+    assert "judge: right class among the 4 unseen, unseen captions" in rows
 
 
 @pytest.fixture(scope="module")
