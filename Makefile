@@ -6,8 +6,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CONFIG ?= experiments/default.yaml
 CACHE  ?= data/flowers.h5
-# The data folder: $OXFORD102_DIR, else the offline copy beside the project when it exists.
-OXFORD102_DIR ?= $(if $(wildcard ../shared/data/oxford102/jpg),../shared/data/oxford102,)
+# The data folder: $OXFORD102_DIR, else data/oxford102 when it holds the official files (a finished download).
+OXFORD102_DIR ?= $(if $(wildcard data/oxford102/jpg),data/oxford102,)
 export OXFORD102_DIR
 
 .PHONY: setup data run test quick benchmark clean

@@ -48,7 +48,7 @@ SETTINGS = {
     "quick": {"warmup": 1, "encoder_steps": 2, "gan_steps": 4, "net_iters": 1, "data_iters": 5,
               "ref_warmup": 1, "ref_steps": 1, "ref_jpegs": 128},
 }
-FULL_DATA_JPG = Path("shared") / "data" / "oxford102" / "jpg"  # beside the project
+FULL_DATA_JPG = Path("data") / "oxford102" / "jpg"  # where `prepare --download` puts the official files
 FIXTURE_JPG = Path("tests") / "fixtures" / "oxford102_mini" / "jpg"
 PROJECTION_INCLUDES = (
     "training steps of both stages at the measured rates; validation (encoder stage: with the "
@@ -70,11 +70,11 @@ def resolve(path: str | Path) -> Path:
 
 
 def default_jpg_dir() -> Path:
-    """$OXFORD102_DIR/jpg, else ../shared/data/oxford102/jpg, else the committed fixture's jpg folder."""
+    """$OXFORD102_DIR/jpg, else data/oxford102/jpg, else the committed fixture's jpg folder."""
     candidates = []
     if os.environ.get("OXFORD102_DIR"):
         candidates.append(Path(os.environ["OXFORD102_DIR"]) / "jpg")
-    candidates += [REPO.parent / FULL_DATA_JPG, REPO / FIXTURE_JPG]
+    candidates += [REPO / FULL_DATA_JPG, REPO / FIXTURE_JPG]
     for c in candidates:
         if c.is_dir() and any(c.glob("*.jpg")):
             return c

@@ -275,7 +275,8 @@ def from_dict(data: dict) -> Config:
 
 
 def resolve_data_root(root: str = "") -> Path:
-    """The official-layout folder: explicit value, else $OXFORD102_DIR, else ../shared/data/oxford102."""
+    """The official-layout folder: explicit value, else $OXFORD102_DIR, else data/oxford102 (where
+    ``python -m data_utils.prepare --download`` puts the official files)."""
     candidates = [root] if root else []
     if not root and os.environ.get("OXFORD102_DIR"):
         candidates = [os.environ["OXFORD102_DIR"]]

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 # The offline copy of the dataset lives beside the project on the dev/CI machines.
-DEFAULT_DATA_DIRS = ("../shared/data/oxford102",)
+DEFAULT_DATA_DIRS = ("data/oxford102",)  # where `prepare --download` puts the official files
 
 
 @dataclass
 class DataConfig:
-    root: str = ""  # official-layout folder; "" -> $OXFORD102_DIR -> ../shared/data/oxford102
+    root: str = ""  # official-layout folder; "" -> $OXFORD102_DIR -> data/oxford102
     cache: str = "data/flowers.h5"  # HDF5 cache written by `python -m data_utils.prepare`
     seed: int = 0  # seed of the 20/5 class split and of the validation hold-out
     n_train_classes: int = 20

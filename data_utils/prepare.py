@@ -1,6 +1,6 @@
 """Build the HDF5 cache from an official-layout folder, a base-repo `flowers.hdf5`, or a fresh download.
 
-    python -m data_utils.prepare --source ../shared/data/oxford102 --out data/flowers.h5
+    python -m data_utils.prepare --source data/oxford102 --out data/flowers.h5
     python -m data_utils.prepare --source flowers.hdf5 --out data/flowers.h5     # aelnouby format
     python -m data_utils.prepare --download --out data/flowers.h5                # needs internet
 
@@ -61,7 +61,7 @@ def ensure_cache(dc, log=print) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--source", help="official-layout folder or aelnouby flowers.hdf5 "
-                   "(default: $OXFORD102_DIR, else ../shared/data/oxford102)")
+                   "(default: $OXFORD102_DIR, else data/oxford102)")
     p.add_argument("--download", action="store_true", help="download the official files first")
     p.add_argument("--download-dir", default="data/oxford102", help="where --download puts the files")
     p.add_argument("--out", default="data/flowers.h5")

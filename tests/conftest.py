@@ -12,7 +12,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 MINI_ROOT = REPO / "tests" / "fixtures" / "oxford102_mini"
-FULL_ROOT = REPO.parent / "shared" / "data" / "oxford102"  # the offline full dataset on dev/CI machines
 
 
 @pytest.fixture(scope="session")

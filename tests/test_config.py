@@ -259,15 +259,15 @@ def test_resolve_data_root(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match=re.escape(str(missing))):
         resolve_data_root("")
 
-    # no explicit value, no environment: ../shared/data/oxford102 relative to the working directory
+    # no explicit value, no environment: data/oxford102 relative to the working directory
     monkeypatch.delenv("OXFORD102_DIR")
     work = tmp_path / "project"
     work.mkdir()
     monkeypatch.chdir(work)
     with pytest.raises(FileNotFoundError, match="OXFORD102_DIR"):
         resolve_data_root("")
-    (tmp_path / "shared/data/oxford102").mkdir(parents=True)
-    assert resolve_data_root("").resolve() == (tmp_path / "shared/data/oxford102").resolve()
+    (work / "data/oxford102").mkdir(parents=True)
+    assert resolve_data_root("").resolve() == (work / "data/oxford102").resolve()
 
 
 def test_data_config_is_what_load_data_reads():

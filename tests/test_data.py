@@ -1,7 +1,7 @@
 """Tests of the data pipeline on real Oxford-102 files: converter, cache, readers, split, dataset, augment.
 
 Everything runs on the committed fixture (tests/fixtures/oxford102_mini, 306 real images) or on
-modified copies of it in tmp_path; only the full-set test reads ../shared/data/oxford102.
+modified copies of it in tmp_path; only the full-set test reads the full dataset ($OXFORD102_DIR, else data/oxford102).
 """
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ from data_utils.split import holdout, split_classes
 from data_utils.text import UNK, Vocab, is_junk, tokenize
 from core.config import DataConfig
 
-FULL_ROOT = Path(__file__).resolve().parents[1].parent / "shared/data/oxford102"
+REPO = Path(__file__).resolve().parents[1]
+FULL_ROOT = REPO / os.environ.get("OXFORD102_DIR", "data/oxford102")  # where the project looks
 ATTR_KEYS = {"schema_version", "schema", "source_kind", "source_fingerprint", "image_size", "n_images",
              "n_captions", "n_classes", "converted_modes", "skipped"}
 SEED0_TRAIN = [6, 9, 10, 11, 12, 14, 17, 21, 28, 37, 38, 40, 56, 68, 83, 85, 86, 88, 97, 100]
@@ -622,7 +623,7 @@ def test_center_crop_and_range(mini_cache):
 # ----------------------------------------------------------------------------------------------- full data
 
 @pytest.mark.skipif(not (FULL_ROOT / "jpg").is_dir(),
-                    reason="full Oxford-102 data not found at ../shared/data/oxford102 (beside the repo)")
+                    reason="full Oxford-102 data not found ($OXFORD102_DIR, else data/oxford102)")
 def test_full_dataset_cache(tmp_path):
     out = tmp_path / "flowers.h5"
     attrs = prepare(FULL_ROOT, out, log=quiet)

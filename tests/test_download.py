@@ -1,12 +1,13 @@
 """Tests for data_utils.download against a local HTTP server (no internet needed).
 
 The served archives are built from a few real Oxford-102 images and captions:
-tests/fixtures/oxford102_mini when present, else the shared dataset folder.
+tests/fixtures/oxford102_mini when present, else the full dataset ($OXFORD102_DIR, else data/oxford102).
 """
 from __future__ import annotations
 
 import hashlib
 import io
+import os
 import socket
 import tarfile
 import threading
@@ -20,14 +21,14 @@ import pytest
 from data_utils import download as dl
 
 REPO = Path(__file__).resolve().parents[1]
-CANDIDATES = [REPO / "tests/fixtures/oxford102_mini", REPO.parent / "shared/data/oxford102"]
+CANDIDATES = [REPO / "tests/fixtures/oxford102_mini", REPO / os.environ.get("OXFORD102_DIR", "data/oxford102")]
 
 
 def _source_dir() -> Path:
     for d in CANDIDATES:
         if (d / "jpg").is_dir() and (d / "text_c10").is_dir() and (d / "setid.mat").is_file():
             return d
-    pytest.skip("no Oxford-102 data: neither tests/fixtures/oxford102_mini nor ../shared/data/oxford102 exists")
+    pytest.skip("no Oxford-102 data: neither tests/fixtures/oxford102_mini nor the full dataset exists")
 
 
 def _md5(data: bytes) -> str:
