@@ -71,8 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         if args.download:
-            from .download import download_oxford102
-            source = download_oxford102(Path(args.download_dir))
+            from .download import DownloadError, download_oxford102
+            try:
+                source = download_oxford102(Path(args.download_dir))
+            except DownloadError as e:  # offline, a server error, a bad archive: what to do by hand, no traceback
+                print(f"error: {e}", file=sys.stderr)
+                return 1
         else:
             source = Path(args.source) if args.source else resolve_data_root("")
         prepare(source, Path(args.out), force=args.force, skip_bad=args.skip_bad)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.config import check_truncation, from_dict
+from core.config import Config, check_truncation, from_dict
 from core.io import BEST_THEN_LAST, load_checkpoint
 from data_utils.augment import center_crop, to_float, to_uint8
 from data_utils.text import SPECIALS, Vocab, tokenize
@@ -19,10 +19,11 @@ from data_utils.text import SPECIALS, Vocab, tokenize
 from .build import Networks, build_networks
 
 
-def load_networks(ckpt: dict, device="cpu", ema: bool = True) -> Networks:
+def load_networks(ckpt: dict, device="cpu", ema: bool = True, cfg: Config | None = None) -> Networks:
     """The four networks of a loaded checkpoint, on `device`, in eval mode; the generator with its EMA weights
-    (the ones to sample from), or with ema=False its training weights (the ones the GAN step trains)."""
-    cfg = from_dict(ckpt["config"])
+    (the ones to sample from), or with ema=False its training weights (the ones the GAN step trains).
+    cfg: the checkpoint's config already parsed (else parsed here)."""
+    cfg = from_dict(ckpt["config"]) if cfg is None else cfg
     nets = build_networks(cfg.model, len(ckpt["vocab"]))
     for name, m in nets.items():
         m.load_state_dict(ckpt["networks"][name])
@@ -37,7 +38,8 @@ def load_networks(ckpt: dict, device="cpu", ema: bool = True) -> Networks:
 def load_models(checkpoint: str | Path, device="cpu"):
     """A checkpoint file or run folder (its best.pt, else last.pt) -> (networks, vocab, config, checkpoint)."""
     ckpt = load_checkpoint(checkpoint, map_location=device, prefer=BEST_THEN_LAST)
-    return load_networks(ckpt, device), Vocab(ckpt["vocab"]), from_dict(ckpt["config"]), ckpt
+    cfg = from_dict(ckpt["config"])
+    return load_networks(ckpt, device, cfg=cfg), Vocab(ckpt["vocab"]), cfg, ckpt
 
 
 def sample_noise(*shape: int, seed: int, truncation: float = 1.0) -> torch.Tensor:

@@ -247,3 +247,16 @@ def test_safe_extract_keeps_only_requested_folder(tmp_path, with_filter, monkeyp
     dl.safe_extract(archive, tmp_path / "out", only="text_c10")
     got = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*") if p.is_file())
     assert got == ["cvpr2016_flowers/text_c10/class_00001/image_00001.txt"]
+
+
+def test_prepare_download_offline_prints_the_manual_steps_without_a_traceback(tmp_path, monkeypatch, capsys):
+    from data_utils import prepare
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dead = {k: replace(r, url=f"http://127.0.0.1:{port}/{r.name}") for k, r in dl.DEFAULT_RESOURCES.items()}
+    monkeypatch.setattr(dl, "DEFAULT_RESOURCES", dead)  # a server that is not there: the real download fails
+    rc = prepare.main(["--download", "--download-dir", str(tmp_path / "oxford102"), "--out", str(tmp_path / "f.h5")])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.startswith("error: ") and "Traceback" not in err
+    assert "python -m data_utils.prepare --source" in err and not (tmp_path / "f.h5").exists()
