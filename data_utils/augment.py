@@ -38,3 +38,23 @@ def random_crop_flip(x: torch.Tensor, size: int, generator: torch.Generator | No
     cols = ox[:, None] + torch.where(flip[:, None], size - 1 - ar, ar)  # (N, size), reversed when flipped
     out = x[torch.arange(n, device=dev)[:, None, None], :, rows[:, :, None], cols[:, None, :]]  # (N, S, S, C)
     return to_float(out.permute(0, 3, 1, 2))
+
+
+def random_resized_crop_flip(x: torch.Tensor, size: int, min_area: float, ratio: tuple[float, float] = (3 / 4, 4 / 3),
+                             generator: torch.Generator | None = None) -> torch.Tensor:
+    """uint8 (N, C, H, W) -> float (N, C, size, size) in [-1, 1]: per image a random crop of `min_area`..1 of the
+    image's area with aspect ratio in `ratio` (log-uniform), bilinearly resized to `size`, and a random h-flip
+    (Inception-style random resized crop; a side that would exceed the image is clipped to it)."""
+    n, dev = x.shape[0], x.device
+    u = torch.rand(n, 4, generator=generator)
+    area = min_area + (1 - min_area) * u[:, 0]
+    r = torch.exp(np.log(ratio[0]) + (np.log(ratio[1]) - np.log(ratio[0])) * u[:, 1])
+    sx, sy = (area * r).sqrt().clamp(max=1), (area / r).sqrt().clamp(max=1)  # crop side / image side
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = sx * torch.where(u[:, 3] < 0.5, -1.0, 1.0)
+    theta[:, 1, 1] = sy
+    theta[:, 0, 2] = (2 * u[:, 2] - 1) * (1 - sx)  # the crop's centre, anywhere that keeps it inside
+    theta[:, 1, 2] = (2 * torch.rand(n, generator=generator) - 1) * (1 - sy)
+    grid = torch.nn.functional.affine_grid(theta.to(dev), [n, x.shape[1], size, size], align_corners=False)
+    return torch.nn.functional.grid_sample(to_float(x), grid, mode="bilinear", padding_mode="border",
+                                           align_corners=False)

@@ -9,9 +9,10 @@ the "recognised" number of generated images has a real-image reference beside it
 classes are unseen by it: for them only its features are used, never its class predictions.
 
 Input: uint8 images (N, 3, H, W); the centre ``crop`` (64 px, the generator's size) is
-area-downsampled to ``input_size`` (32 px; metrics/judge.py uses the same network at 64 px with a stride-2
-first layer, ``stem_stride``). Training: random crops of the downsampled full image
-+ horizontal flips, AdamW with a one-cycle schedule, label smoothing. Everything is seeded; the
+area-downsampled to ``input_size`` (32 px). Training: random crops of the downsampled full image
++ horizontal flips, AdamW with a one-cycle schedule, label smoothing. evaluation/judge.py trains another
+network the same way (``arch=resnet``: evaluation/judge_net.py at 64 px, random resized crops, predictions
+averaged over each image and its mirror image). Everything is seeded; the
 same data, spec, device type and thread count give bit-identical weights. ``load_or_train``
 caches the weights (e.g. in ``runs/<id>/eval/evaluator.pt``) under a fingerprint of spec + data.
 """
@@ -29,9 +30,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.files import atomic_write
-from data_utils.augment import center_crop, random_crop_flip, to_float, to_uint8
+from data_utils.augment import center_crop, random_crop_flip, random_resized_crop_flip, to_float, to_uint8
 
-__all__ = ["EvaluatorSpec", "EvalNet", "Evaluator", "stratified_holdout", "train_evaluator", "load_or_train"]
+from .judge_net import JudgeNet
+
+__all__ = ["EvaluatorSpec", "EvalNet", "Evaluator", "build_net", "stratified_holdout", "train_evaluator",
+           "load_or_train"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,10 @@ class EvaluatorSpec:
     holdout_fraction: float = 0.1
     seed: int = 0
     stem_stride: int = 1
+    arch: str = "plain"  # plain: EvalNet | resnet: evaluation/judge_net.py's JudgeNet (64-px input only)
+    augment: str = "crop"  # crop: random crops + flips | resized: random resized crops (min_area..1) + flips
+    min_area: float = 0.35  # augment=resized: the smallest crop, as a share of the image's area
+    flip_average: bool = False  # features (hence logits) averaged over the image and its mirror image
 
 
 class EvalNet(nn.Module):
@@ -78,6 +86,15 @@ class EvalNet(nn.Module):
         return self.head(self.features(x))
 
 
+def build_net(spec: EvaluatorSpec, n_classes: int) -> nn.Module:
+    """The network `spec` names (untrained): EvalNet or JudgeNet, both with ``features``, ``head``, ``feature_dim``."""
+    if spec.arch == "plain":
+        return EvalNet(n_classes, spec.width, spec.input_size, spec.stem_stride)
+    if spec.arch == "resnet":
+        return JudgeNet(n_classes, spec.width, spec.input_size)
+    raise ValueError(f"EvaluatorSpec.arch must be plain or resnet, got {spec.arch!r}")
+
+
 def _downsample(x: torch.Tensor, size: int) -> torch.Tensor:
     """float (N, 3, H, W) -> (N, 3, size, size) by area averaging (anti-aliased for integer factors)."""
     return x if x.shape[-1] == size else F.interpolate(x, size=(size, size), mode="area")
@@ -96,11 +113,14 @@ class Evaluator:
 
     @torch.no_grad()
     def features_and_logits(self, images: torch.Tensor, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-        """uint8 (N, 3, H, W) -> features (N, 4 * width), logits (N, len(classes)), both float32."""
+        """uint8 (N, 3, H, W) -> features (N, feature_dim), logits (N, len(classes)), both float32."""
         dev = next(self.net.parameters()).device
         feats, logits = [], []
         for i in range(0, len(images), batch_size):
-            f = self.net.features(_eval_input(images[i:i + batch_size], self.spec).to(dev))
+            x = _eval_input(images[i:i + batch_size], self.spec).to(dev)
+            f = self.net.features(x)
+            if self.spec.flip_average:
+                f = (f + self.net.features(x.flip(-1))) / 2
             feats.append(f.float().cpu())
             logits.append(self.net.head(f).float().cpu())
         if not feats:
@@ -108,7 +128,7 @@ class Evaluator:
         return torch.cat(feats).numpy(), torch.cat(logits).numpy()
 
     def features_and_predictions(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """uint8 (N, 3, H, W) -> features (N, 4 * width) float32, predicted dataset labels (N,) int64."""
+        """uint8 (N, 3, H, W) -> features (N, feature_dim) float32, predicted dataset labels (N,) int64."""
         feats, logits = self.features_and_logits(images)
         return feats, np.asarray(self.classes, np.int64)[logits.argmax(1)]
 
@@ -117,7 +137,7 @@ class Evaluator:
         return self.features_and_logits(images)[1]
 
     def features(self, images: torch.Tensor) -> np.ndarray:
-        """uint8 (N, 3, H, W) -> (N, 4 * width) float32 penultimate features."""
+        """uint8 (N, 3, H, W) -> (N, feature_dim) float32 penultimate features."""
         return self.features_and_predictions(images)[0]
 
 
@@ -144,6 +164,8 @@ def train_evaluator(images: torch.Tensor, labels: np.ndarray, spec: EvaluatorSpe
     classes = sorted(np.unique(labels).tolist())
     if len(classes) < 2:
         raise ValueError(f"the evaluator needs >= 2 classes, got {len(classes)}")
+    if spec.augment not in ("crop", "resized"):
+        raise ValueError(f"EvaluatorSpec.augment must be crop or resized, got {spec.augment!r}")
     y_all = torch.as_tensor(np.searchsorted(classes, labels), dtype=torch.long)
     hold = stratified_holdout(labels, spec.holdout_fraction, spec.seed)
     tr = torch.as_tensor(np.flatnonzero(~hold))
@@ -152,7 +174,7 @@ def train_evaluator(images: torch.Tensor, labels: np.ndarray, spec: EvaluatorSpe
     y = y_all[tr]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec.seed)
-        net = EvalNet(len(classes), spec.width, spec.input_size, spec.stem_stride).to(device)
+        net = build_net(spec, len(classes)).to(device)
     g = torch.Generator().manual_seed(spec.seed)
     steps_per_epoch = max(1, -(-len(tr) // spec.batch_size))
     opt = torch.optim.AdamW(net.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
@@ -165,7 +187,10 @@ def train_evaluator(images: torch.Tensor, labels: np.ndarray, spec: EvaluatorSpe
                 b = perm[i:i + spec.batch_size]
                 if len(b) < 2:  # BatchNorm needs > 1 sample
                     continue
-                x = random_crop_flip(pool[b], spec.input_size, generator=g).to(device)
+                if spec.augment == "resized":
+                    x = random_resized_crop_flip(pool[b], spec.input_size, spec.min_area, generator=g).to(device)
+                else:
+                    x = random_crop_flip(pool[b], spec.input_size, generator=g).to(device)
                 loss = F.cross_entropy(net(x), y[b].to(device), label_smoothing=spec.label_smoothing)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -184,9 +209,15 @@ def train_evaluator(images: torch.Tensor, labels: np.ndarray, spec: EvaluatorSpe
     return ev
 
 
+# Spec fields added after evaluators were first cached: at these values they leave the fingerprint as it was, so
+# the evaluators already kept in run folders stay valid (and the numbers computed with them unchanged).
+_LATER_FIELDS = {"arch": "plain", "augment": "crop", "min_area": 0.35, "flip_average": False}
+
+
 def fingerprint(images: torch.Tensor, labels: np.ndarray, spec: EvaluatorSpec) -> str:
     """sha256 of the spec, the labels and the image bytes: the evaluator's identity."""
-    h = hashlib.sha256(json.dumps(asdict(spec), sort_keys=True).encode())
+    fields = {k: v for k, v in asdict(spec).items() if _LATER_FIELDS.get(k, object()) != v}
+    h = hashlib.sha256(json.dumps(fields, sort_keys=True).encode())
     h.update(np.ascontiguousarray(np.asarray(labels, np.int64)).tobytes())
     h.update(images.contiguous().cpu().numpy().tobytes())
     return h.hexdigest()
@@ -206,7 +237,7 @@ def load_or_train(path: Path | None, images: torch.Tensor, labels: np.ndarray,
         try:
             blob = torch.load(path, map_location=device, weights_only=True)
             if blob.get("fingerprint") == key:
-                net = EvalNet(len(blob["classes"]), spec.width, spec.input_size, spec.stem_stride).to(device)
+                net = build_net(spec, len(blob["classes"])).to(device)
                 net.load_state_dict(blob["state_dict"])
                 return Evaluator(net, blob["classes"], spec, json.loads(blob["info"])), True
             log(f"evaluator: {path} was trained on other data or settings; retraining")

@@ -149,3 +149,18 @@ def test_supervised_reference_trains_with_labels_and_scores_like_the_encoder(min
         assert 0.0 <= res[key] <= 1.0, key
     bad = subprocess.run([*cmd[:-3], "train.nope=1"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "train.nope" in bad.stderr
+
+
+def test_judge_variants_trains_the_judge_under_other_settings(mini_cache, tmp_path):
+    out = tmp_path / "judge.jsonl"
+    cmd = [sys.executable, "benchmarks/judge_variants.py", "--cache", str(mini_cache), "--threads", "1",
+           "--out", str(out), "epochs=1", "width=4", "flip_average=false"]
+    proc = subprocess.run(cmd, cwd=REPO, env={**os.environ, **ONE_THREAD}, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    row = json.loads(out.read_text().splitlines()[-1])
+    assert row["changes"] == {"epochs": 1, "width": 4, "flip_average": False}
+    assert row["spec"]["arch"] == "resnet" and row["spec"]["epochs"] == 1 and row["n_classes"] == 102
+    assert 0 <= row["holdout_acc"] <= 1 and row["machine"]["threads"] == 1 and row["params"] > 0
+    bad = subprocess.run([*cmd[:-3], "epochs=many"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.strip() == "error: epochs needs an integer, got 'many'"
+    assert len(out.read_text().splitlines()) == 1  # nothing appended for bad input

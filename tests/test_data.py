@@ -620,6 +620,25 @@ def test_center_crop_and_range(mini_cache):
         assert torch.equal(same[i], f[i]) or torch.equal(same[i], f[i].flip(-1))
 
 
+def test_random_resized_crop_flip_whole_image_is_a_resize_and_small_crops_zoom_in():
+    from data_utils.augment import random_resized_crop_flip
+    x = torch.randint(0, 256, (6, 3, 72, 72), dtype=torch.uint8)
+    out = random_resized_crop_flip(x, 64, 0.35, generator=torch.Generator().manual_seed(0))
+    assert out.shape == (6, 3, 64, 64) and out.dtype == torch.float32 and out.min() >= -1 and out.max() <= 1
+    whole = random_resized_crop_flip(x, 64, 1.0, ratio=(1, 1), generator=torch.Generator().manual_seed(1))
+    resized = torch.nn.functional.interpolate(to_float(x), size=(64, 64), mode="bilinear", align_corners=False)
+    flips = 0
+    for i in range(6):  # the whole image, resized, possibly mirrored
+        same, mirror = torch.allclose(whole[i], resized[i], atol=1e-5), torch.allclose(whole[i], resized[i].flip(-1),
+                                                                                       atol=1e-5)
+        assert same or mirror
+        flips += mirror and not same
+    assert 0 < flips < 6
+    zoomed = [not (torch.allclose(out[i], resized[i], atol=1e-3) or torch.allclose(out[i], resized[i].flip(-1),
+                                                                                  atol=1e-3)) for i in range(6)]
+    assert all(zoomed)  # crops of 35-100 % of the area: other pixels than the whole image's resize
+
+
 # ----------------------------------------------------------------------------------------------- full data
 
 @pytest.mark.skipif(not (FULL_ROOT / "jpg").is_dir(),

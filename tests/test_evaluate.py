@@ -292,6 +292,45 @@ def test_evalnet_depth_follows_the_input_size():
             EvalNet(5, 8, *bad)
 
 
+def test_judge_net_shapes_and_the_mirror_averaged_prediction():
+    from evaluation.evaluator import Evaluator, build_net
+    from evaluation.judge import JUDGE_SPEC
+    torch.manual_seed(0)
+    net = build_net(EvaluatorSpec(arch="resnet", input_size=64, width=8), 7)
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    assert net.body(x).shape == (2, 64, 4, 4) and net.features(x).shape == (2, 64) and net(x).shape == (2, 7)
+    assert net.feature_dim == 64
+    with pytest.raises(ValueError, match="64-px"):
+        build_net(EvaluatorSpec(arch="resnet", input_size=32), 7)
+    with pytest.raises(ValueError, match="arch must be"):
+        build_net(EvaluatorSpec(arch="vgg"), 7)
+    assert JUDGE_SPEC.arch == "resnet" and JUDGE_SPEC.flip_average  # the judge is this network
+    images = torch.randint(0, 256, (3, 3, 72, 72), dtype=torch.uint8)
+    spec = EvaluatorSpec(arch="resnet", input_size=64, width=8, flip_average=True)
+    ev = Evaluator(net, list(range(7)), spec, {})
+    mirrored = ev.logits(images.flip(-1))
+    assert np.allclose(ev.logits(images), mirrored, atol=1e-5)  # an image and its mirror image: one prediction
+    single = Evaluator(net, list(range(7)), EvaluatorSpec(arch="resnet", input_size=64, width=8), {})
+    assert not np.allclose(single.logits(images), single.logits(images.flip(-1)), atol=1e-3)
+
+
+def test_fingerprint_of_evaluators_kept_before_the_judge_fields_is_unchanged():
+    """Evaluators cached in run folders before arch / augment / min_area / flip_average existed stay valid."""
+    import hashlib
+    from dataclasses import asdict, replace
+
+    from evaluation.evaluator import fingerprint
+    images, labels = torch.zeros(2, 3, 4, 4, dtype=torch.uint8), np.array([1, 2])
+    spec = EvaluatorSpec()
+    before = {k: v for k, v in asdict(spec).items() if k not in ("arch", "augment", "min_area", "flip_average")}
+    h = hashlib.sha256(json.dumps(before, sort_keys=True).encode())
+    h.update(labels.astype(np.int64).tobytes())
+    h.update(images.numpy().tobytes())
+    assert fingerprint(images, labels, spec) == h.hexdigest()
+    for change in ({"arch": "resnet", "input_size": 64}, {"augment": "resized"}, {"flip_average": True}, {"epochs": 3}):
+        assert fingerprint(images, labels, replace(spec, **change)) != h.hexdigest(), change
+
+
 def test_judge_is_trained_once_per_cache_and_scores_each_sample_set(mini_cache, tmp_path):
     """On the real fixture (102 classes, 3 photos each): trained once, kept beside the cache, then read back;
     the report scores each named set among all / run / own classes beside the judge's held-out real photos."""
@@ -309,6 +348,8 @@ def test_judge_is_trained_once_per_cache_and_scores_each_sample_set(mini_cache, 
     assert logs[0] == ("training the judge once for this data cache (all 306 images, 2 epochs): under a minute on "
                        f"a 2-core CPU; kept as {tmp_path / 'flowers.judge.pt'}")  # announced before it starts
     assert logs[1].startswith("judge: trained on ")
+    from evaluation.judge import training_minutes  # the full cache: 6,551 training images x 100 epochs x 2.4 ms
+    assert round(training_minutes(8189)) == 26 and training_minutes(306, spec) < 1
     assert judge.classes == list(range(1, 103)) and images.shape == (306, 3, 72, 72)
     again, cached, _ = load_judge(cache, spec, log=lambda *_: None)
     assert cached and np.allclose(again.logits(images[:8]), judge.logits(images[:8]), atol=1e-6)
