@@ -24,11 +24,11 @@ if str(REPO) not in sys.path:
 
 
 def parse_field(spec_cls, item: str) -> tuple[str, object]:
-    """'epochs=40' -> ('epochs', 40), typed like the spec's default; SystemExit(2) with one line otherwise."""
+    """'epochs=40' -> ('epochs', 40), typed like the spec's default; ValueError with one line otherwise."""
     key, sep, raw = item.partition("=")
     fields = {f.name: f for f in dataclasses.fields(spec_cls)}
     if not sep or key not in fields:
-        raise SystemExit(f"error: expected FIELD=VALUE with FIELD one of {', '.join(fields)}, got {item!r}")
+        raise ValueError(f"expected FIELD=VALUE with FIELD one of {', '.join(fields)}, got {item!r}")
     kind = type(fields[key].default)
     try:
         if kind is bool:
@@ -38,7 +38,7 @@ def parse_field(spec_cls, item: str) -> tuple[str, object]:
         return key, kind(raw)
     except ValueError:
         what = {int: "an integer", float: "a number", bool: "true or false"}.get(kind, kind.__name__)
-        raise SystemExit(f"error: {key} needs {what}, got {raw!r}") from None
+        raise ValueError(f"{key} needs {what}, got {raw!r}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,11 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="runs/judge_variants.jsonl")
     p.add_argument("fields", nargs="*", metavar="FIELD=VALUE")
     args = p.parse_args(argv)
+    from evaluation.judge import JUDGE_SPEC
     try:
-        from evaluation.judge import JUDGE_SPEC
         changes = dict(parse_field(type(JUDGE_SPEC), f) for f in args.fields)
-    except SystemExit as e:
-        print(e, file=sys.stderr)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     if not Path(args.cache).is_file():
         print(f"error: no data cache at {args.cache} (make data builds it)", file=sys.stderr)
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import torch
 
-    from benchmarks.timing import cpu_model
+    from benchmarks.encoder_variants import machine
     from core.runtime import set_threads
     from data_utils.cache import load_cache
     from evaluation.evaluator import train_evaluator
@@ -73,8 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     row = {"spec": dataclasses.asdict(spec), "changes": changes, "holdout_acc": judge.info["holdout_acc"],
            "n_classes": judge.info["n_classes"], "train_seconds": round(judge.info["train_seconds"], 1),
            "params": sum(t.numel() for t in judge.net.parameters()),
-           "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "threads": threads,
-                       "torch": torch.__version__, "load_avg": os.getloadavg()}}
+           "machine": {"device": machine(), "threads": threads, "torch": torch.__version__,
+                       "load_avg": os.getloadavg()}}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "a") as f:
         f.write(json.dumps(row) + "\n")
