@@ -146,6 +146,23 @@ def test_ms_ssim_diversity_identical_vs_noise():
         ms_ssim_diversity(one)
 
 
+def test_ms_ssim_matches_torchmetrics():
+    """The matrix-product Gaussian gives torchmetrics' MS-SSIM (grouped convolution) on related, unrelated
+    and smooth image pairs."""
+    from torchmetrics.functional.image import multiscale_structural_similarity_index_measure as tm_ms_ssim
+    from metrics import MS_SSIM_BETAS_3
+    from metrics.diversity import ms_ssim
+    g = torch.Generator().manual_seed(3)
+    a = torch.rand(6, 3, 64, 64, generator=g, dtype=torch.float64)
+    near = (a + 0.3 * torch.rand(a.shape, generator=g, dtype=torch.float64)).clamp(0, 1)
+    smooth = torch.nn.functional.interpolate(torch.rand(6, 3, 16, 16, generator=g, dtype=torch.float64),
+                                             size=64, mode="bilinear")
+    for x, y in ((a, near), (a, smooth), (smooth, smooth.flip(0))):
+        ref = tm_ms_ssim(x, y, kernel_size=11, sigma=1.5, betas=MS_SSIM_BETAS_3, data_range=1.0, reduction="none")
+        torch.testing.assert_close(ms_ssim(x, y), ref, rtol=0, atol=1e-7)   # betas as float32 in torchmetrics
+    assert torch.equal(ms_ssim(a, a), torch.ones(6, dtype=torch.float64))
+
+
 # ---------------------------------------------------------------- baselines
 def test_color_histogram_normalisation_and_pure_red():
     rng = np.random.default_rng(6)
