@@ -192,8 +192,7 @@ def validate(cfg: Config) -> None:
             "passes exceed the 200-epoch budget")
     for key, least in {"train.batch_size": 1, "train.gan_batch_size": 0, "train.wd_encoder": 0,
                        "train.whiten_eps": 0, "model.enc_depth": 1, "train.text_weight": 0, "train.ssl_weight": 0,
-                       "train.semantic_weight": 0, "train.encoder_epochs": 0, "train.gan_epochs": 0,
-                       "train.bcr_weight": 0}.items():
+                       "train.semantic_weight": 0, "train.encoder_epochs": 0, "train.gan_epochs": 0}.items():
         section, name = key.split(".")
         value = getattr(getattr(cfg, section), name)
         if value < least:
@@ -228,11 +227,13 @@ REMOVED_KEYS = {"model.g_noise": False, "model.g_skip": False, "model.g_cond_nor
                 "train.distill_aug": "", "train.text_rep_prob": 1.0,
                 # protocol v2 (docs/experiments.md): measured as a whole on two seeds and not adopted
                 "train.joint_epochs": 0, "model.enc_head_width": 0, "model.enc_head_layers": 1,
-                "model.d_dec_width": 0, "train.recon_weight": 0.0, "train.ms_weight": 0.0, "train.adam_beta2": 0.99}
+                "model.d_dec_width": 0, "train.recon_weight": 0.0, "train.ms_weight": 0.0, "train.adam_beta2": 0.99,
+                "train.bcr_weight": 0.0}
 # the commit that last has a removed key's code, where it is not REMOVED_AT
 REMOVED_IN = {**dict.fromkeys(("train.joint_epochs", "model.enc_head_width", "model.enc_head_layers",
                                "model.d_dec_width", "train.recon_weight", "train.adam_beta2"), "e32e1f2"),
-              "train.ms_weight": "086abd9"}  # mode seeking, measured again on the two-stage protocol
+              "train.ms_weight": "086abd9",  # mode seeking, measured again on the two-stage protocol
+              "train.bcr_weight": "cf49ec7"}  # balanced consistency regularisation
 
 
 def _removed_error(dotted: str, value=None) -> ConfigError:

@@ -62,7 +62,6 @@ class TrainConfig:
     diffaug: str = "color,translation,cutout"  # DiffAugment policy; "" disables
     r1_gamma: float = 0.1  # R1 gradient penalty on real images; 0 disables
     r1_every: int = 4  # lazy R1: apply every N discriminator steps (scaled by N)
-    bcr_weight: float = 0.0  # balanced consistency regularisation: D's logits under two augmentations (bCR)
     mismatch_weight: float = 0.5  # matching-aware D: weight of (real image, wrong text)
     distill_weight: float = 1.0  # encoder(G(z, t, r)) should match r
     kl_weight: float = 1.0  # conditioning augmentation KL

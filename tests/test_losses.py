@@ -119,11 +119,6 @@ def test_g_hinge_is_minus_mean():
     assert losses.g_hinge(t(1.0, -3.0, 5.0)).item() == pytest.approx(-1.0)
 
 
-def test_consistency_is_mean_squared_difference():
-    assert losses.consistency(t(1.0, -2.0, 0.5), t(0.0, 1.0, 0.5)).item() == pytest.approx((1 + 9 + 0) / 3)
-    assert losses.consistency(t(3.0, 4.0), t(3.0, 4.0)).item() == 0.0
-
-
 def test_r1_penalty_of_linear_critic_is_squared_weight_norm():
     w = torch.randn(3, 4, 4, requires_grad=True)
     x = torch.randn(5, 3, 4, 4, requires_grad=True)

@@ -672,23 +672,6 @@ def test_generator_step_leaves_discriminator_and_encoder_weights_without_gradien
     assert all(math.isfinite(float(v.detach())) for v in out.values())
 
 
-def test_bcr_adds_the_consistency_of_a_second_augmentation(mini_cache, tmp_path, one_thread):
-    """train.bcr_weight > 0: the D step scores a second augmentation of the same real and fake images and adds
-    the weighted consistency term to D's loss (with the same seed, the first augmentation is the same)."""
-    outs = {}
-    for w in (0.0, 10.0):
-        trainer = make_trainer(tiny_cfg(mini_cache, **{"train.bcr_weight": w, "train.r1_gamma": 0.0}),
-                               tmp_path / str(w))
-        trainer.state.update(stage="gan")
-        trainer.set_stage_modes("gan")
-        torch.manual_seed(3)
-        outs[w] = {k: float(v.detach()) for k, v in trainer.gan.step(torch.arange(trainer.encoder.bs)).items()}
-    plain, bcr = outs[0.0], outs[10.0]
-    assert "gan/bcr" not in plain and bcr["gan/bcr"] > 0  # DiffAugment's colour/translation/cutout differ
-    assert bcr["gan/d_real"] == pytest.approx(plain["gan/d_real"], abs=1e-6)
-    assert bcr["gan/d_loss"] == pytest.approx(plain["gan/d_loss"], abs=1e-6)  # logged before the extra terms
-
-
 def test_conditional_norm_generator_trains(mini_cache, tmp_path, one_thread):
     """Conditional BatchNorm (always on): a GAN step moves every block's condition-to-scale/shift map away from
     its zero start."""

@@ -1,8 +1,7 @@
 """Stage 2, "gan": E and T are frozen; the generator G(z, T(caption), r) and the matching-aware projection
-discriminator D(image, T(caption)) train with hinge loss, DiffAugment (with bCR: D's logits kept alike under two
-augmentations), lazy R1, conditioning augmentation and an EMA copy of G. r is T's prior guess of the source
-representation from the caption alone, what G receives at test time. Distillation: E(G(...)) should point the
-same way as r.
+discriminator D(image, T(caption)) train with hinge loss, DiffAugment, lazy R1, conditioning augmentation and an
+EMA copy of G. r is T's prior guess of the source representation from the caption alone, what G receives at test
+time. Distillation: E(G(...)) should point the same way as r.
 """
 from __future__ import annotations
 
@@ -70,13 +69,6 @@ class GanStage:
         d_loss = losses.d_hinge(d_real, d_wrong, d_fake, tc.mismatch_weight)
         out = {"gan/d_loss": d_loss, "gan/d_real": d_real.mean(), "gan/d_fake": d_fake.mean(),
                "gan/d_wrong": d_wrong.mean()}
-        if tc.bcr_weight > 0:  # bCR: the same real and fake images under a second augmentation
-            with tr.autocast():
-                h2_real, h2_fake = D.features(aug(torch.cat([real, fake.detach()]))).chunk(2)
-                d2_real, d2_fake = (D.logits(h, t, r_d).float() for h in (h2_real, h2_fake))
-            bcr = losses.consistency(d_real, d2_real) + losses.consistency(d_fake, d2_fake)
-            d_loss = d_loss + tc.bcr_weight * bcr
-            out["gan/bcr"] = bcr
         if tc.r1_gamma > 0 and tr.state["step"] % tc.r1_every == 0:
             real_r1 = real.detach().requires_grad_(True)  # float32: the double backward stays unscaled
             r1 = losses.r1_penalty(D.logits(D.features(aug(real_r1)), t, r_d), real_r1)

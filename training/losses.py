@@ -70,12 +70,6 @@ def r1_penalty(logits: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
     return grad.pow(2).flatten(1).sum(1).mean()
 
 
-def consistency(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Balanced consistency regularisation (bCR, Zhao et al. 2021): mean squared difference of D's logits for
-    the same images under two augmentations, a, b (N,) -> scalar."""
-    return (a - b).pow(2).mean()
-
-
 def kl_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, exp(logvar)) || N(0, I)), summed over dims, averaged over the batch (conditioning augmentation)."""
     return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1).mean()
