@@ -82,7 +82,7 @@ class EvalConfig:
     captions_per_test_class: int = 40  # 200 samples over 5 test classes: class consistency +-0.03 (10: +-0.07)
     truncation: float = 1.0  # sampling noise z * truncation for every text-only sample (1 = as in training)
     figures: bool = True  # end-of-run t-SNE / UMAP / real-vs-generated PNGs in eval/figures (and to W&B)
-    judge: bool = True  # score with the 102-class judge (trained once per data cache: ~26 min on a 2-core CPU)
+    judge: bool = True  # score with the 102-class judge (trained once per data cache: 18-26 min on a 2-core CPU)
 
 
 @dataclass

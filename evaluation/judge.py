@@ -14,10 +14,11 @@ train-class photos; each three ways, among all classes of the cache (102), among
 the classes of the set (5 test / 20 train), beside the same rates on the judge's held-out real photos.
 
 The network (JUDGE_SPEC) is evaluation/judge_net.py's residual CNN at 64 px, trained for 100 epochs on random
-resized crops with AdamW (weight decay 0.05), its predictions averaged over each image and its mirror image: 0.859
-held-out accuracy over the 102 classes (the earlier plain 5-layer form, 30 epochs, 0.740; docs/experiments.md).
-The weights depend only on the cache and JUDGE_SPEC, so one judge is trained per cache (~26 min on a 2-core CPU,
-once) and kept beside it (``flowers.judge.pt`` for ``flowers.h5``), under a fingerprint like the evaluator's.
+resized crops with AdamW (weight decay 0.05), its predictions averaged over each image and its mirror image:
+0.855-0.859 held-out accuracy over the 102 classes on two hosts (the earlier plain 5-layer form, 30 epochs, 0.740;
+docs/experiments.md). One judge is trained per cache (18-26 min on a 2-core CPU, once) and kept beside it
+(``flowers.judge.pt`` for ``flowers.h5``), under a fingerprint like the evaluator's; its training floats, and so
+its scores, differ a little between hosts.
 """
 from __future__ import annotations
 
