@@ -161,6 +161,8 @@ def test_ms_ssim_matches_torchmetrics():
         ref = tm_ms_ssim(x, y, kernel_size=11, sigma=1.5, betas=MS_SSIM_BETAS_3, data_range=1.0, reduction="none")
         torch.testing.assert_close(ms_ssim(x, y), ref, rtol=0, atol=1e-7)   # betas as float32 in torchmetrics
     assert torch.equal(ms_ssim(a, a), torch.ones(6, dtype=torch.float64))
+    with pytest.raises(ValueError, match="too small"):  # as torchmetrics: the 16-px scale must hold the kernel
+        ms_ssim(a[..., :40, :40], near[..., :40, :40])
 
 
 # ---------------------------------------------------------------- baselines
