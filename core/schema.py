@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# The offline copy of the dataset lives beside the project on the dev/CI machines.
+# Where the official files are looked for when neither data.root nor $OXFORD102_DIR names a folder.
 DEFAULT_DATA_DIRS = ("data/oxford102",)  # where `prepare --download` puts the official files
 
 
