@@ -12,6 +12,7 @@ import pytest
 import torch
 import yaml
 
+from app.evaluate import main as evaluate_main
 from evaluation.evaluator import EvaluatorSpec, load_or_train, stratified_holdout, train_evaluator
 from evaluation.report import fmt, headline_rows, table_rows
 
@@ -203,24 +204,26 @@ def test_evaluate_command_rewrites_eval_and_prints_the_table(tiny_run):
         assert (tiny_run / "eval" / name).is_file()
 
 
-def test_evaluate_bad_input_names_the_file(tiny_run, tmp_path):
-    proc = _evaluate("--run", str(tmp_path / "nope"))
-    assert proc.returncode == 2 and "nope: run folder not found" in proc.stderr
+def test_evaluate_bad_input_names_the_file(tiny_run, tmp_path, capsys):
+    proc = _evaluate("--run", str(tmp_path / "nope"))  # the command line: exit 2, one line, no traceback
+    assert proc.returncode == 2 and proc.stderr.strip() == f"error: {tmp_path / 'nope'}: run folder not found"
+
+    def fails(*args: str) -> str:
+        """app.evaluate's main in this process (the same code path, without a new interpreter): exit 2, stderr."""
+        assert evaluate_main(list(args)) == 2
+        return capsys.readouterr().err
     (tmp_path / "empty" / "checkpoints").mkdir(parents=True)
-    proc = _evaluate("--run", str(tmp_path / "empty"))
-    assert proc.returncode == 2 and "no best.pt or last.pt" in proc.stderr
+    assert "no best.pt or last.pt" in fails("--run", str(tmp_path / "empty"))
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
-    proc = _evaluate("--checkpoint", str(bad))
-    assert proc.returncode == 2 and str(bad) in proc.stderr
-    proc = _evaluate("--checkpoint", str(tiny_run / "checkpoints" / "best.pt"), "--cache", str(tmp_path / "x.h5"),
-                     "--out", str(tmp_path / "out"))
-    assert proc.returncode == 2 and "x.h5" in proc.stderr and not (tmp_path / "out").exists()
+    assert str(bad) in fails("--checkpoint", str(bad))
+    err = fails("--checkpoint", str(tiny_run / "checkpoints" / "best.pt"), "--cache", str(tmp_path / "x.h5"),
+                "--out", str(tmp_path / "out"))
+    assert "x.h5" in err and not (tmp_path / "out").exists()
     ck = torch.load(tiny_run / "checkpoints" / "best.pt", weights_only=False)
     ck["config"]["model"]["enc_width"] = 20  # networks no longer match the weights
     torch.save(ck, tmp_path / "foreign.pt")
-    proc = _evaluate("--checkpoint", str(tmp_path / "foreign.pt"))
-    assert proc.returncode == 2 and "foreign.pt" in proc.stderr
+    assert "foreign.pt" in fails("--checkpoint", str(tmp_path / "foreign.pt"))
 
 
 def test_evaluate_captions_per_class_sets_the_sample_count(tiny_run, tmp_path):
