@@ -228,12 +228,13 @@ REMOVED_KEYS = {"model.g_noise": False, "model.g_skip": False, "model.g_cond_nor
                 # protocol v2 (docs/experiments.md): measured as a whole on two seeds and not adopted
                 "train.joint_epochs": 0, "model.enc_head_width": 0, "model.enc_head_layers": 1,
                 "model.d_dec_width": 0, "train.recon_weight": 0.0, "train.ms_weight": 0.0, "train.adam_beta2": 0.99,
-                "train.bcr_weight": 0.0}
+                "train.bcr_weight": 0.0, "model.d_words": False, "train.word_weight": 1.0}
 # the commit that last has a removed key's code, where it is not REMOVED_AT
 REMOVED_IN = {**dict.fromkeys(("train.joint_epochs", "model.enc_head_width", "model.enc_head_layers",
                                "model.d_dec_width", "train.recon_weight", "train.adam_beta2"), "e32e1f2"),
               "train.ms_weight": "086abd9",  # mode seeking, measured again on the two-stage protocol
-              "train.bcr_weight": "cf49ec7"}  # balanced consistency regularisation
+              "train.bcr_weight": "cf49ec7",  # balanced consistency regularisation
+              **dict.fromkeys(("model.d_words", "train.word_weight"), "54cabef")}  # the word head on D
 
 
 def _removed_error(dotted: str, value=None) -> ConfigError:

@@ -35,7 +35,6 @@ class ModelConfig:
     g_upsample: str = "nearest"  # x2 upsampling of every block: nearest | bilinear, or 4 comma-separated (README)
     d_width: int = 32  # base channel width of the discriminator
     d_rep: bool = False  # the discriminator also projects the source representation r (judges image-r fit)
-    d_words: bool = False  # a word head on D: predicts the caption's descriptive words; G follows its caption's
     g_ratio: float = 0.5  # generator params / encoder params (the assignment fixes 0.5)
 
 
@@ -65,7 +64,6 @@ class TrainConfig:
     r1_every: int = 4  # lazy R1: apply every N discriminator steps (scaled by N)
     mismatch_weight: float = 0.5  # matching-aware D: weight of (real image, wrong text)
     distill_weight: float = 1.0  # encoder(G(z, t, r)) should match r
-    word_weight: float = 1.0  # with model.d_words: weight of the word term for D (real images) and for G
     kl_weight: float = 1.0  # conditioning augmentation KL
     ema_decay: float = 0.995  # generator EMA (after a warm-up, see Trainer._update_ema): ~200-step time constant
     eval_every: int = 10  # epochs between validation metrics / best-checkpoint checks

@@ -85,30 +85,6 @@ def tfidf_matrix(captions_per_image: list[list[str]], vocab: Vocab) -> torch.Ten
     return x / x.norm(dim=1, keepdim=True).clamp(min=1e-8)
 
 
-def descriptive_words(captions_per_image: list[list[str]], vocab: Vocab, max_share: float = 0.5) -> torch.Tensor:
-    """Which vocabulary words describe a flower: (len(vocab),) 1.0 for a word that is not an English stop word
-    (scikit-learn's list) and is used by fewer than `max_share` of the (non-junk) captions, else 0.0 (so
-    "flower" and "petals", in ~90 % of the captions, and <pad> / <unk> carry no weight)."""
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-    caps = [c for cs in captions_per_image for c in cs if not is_junk(c)]
-    df = torch.zeros(len(vocab))
-    for c in caps:
-        df[list({vocab.stoi.get(w, UNK) for w in tokenize(c)})] += 1
-    keep = torch.tensor([w not in ENGLISH_STOP_WORDS for w in vocab.itos]) & (df < max_share * len(caps))
-    keep[:len(SPECIALS)] = False
-    return keep.float()
-
-
-def word_targets(tokens: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Descriptive-word distribution of each caption: tokens (B, L) ids (PAD-padded), weights (V,) (e.g.
-    `descriptive_words`) -> (B, V) rows summing to 1: the caption's word counts times the weights, normalised
-    (all zeros for a caption with no weighted word)."""
-    counts = torch.zeros(tokens.shape[0], weights.shape[0], device=tokens.device)
-    counts.scatter_add_(1, tokens, torch.ones_like(tokens, dtype=counts.dtype))
-    w = counts * weights.to(counts.device)
-    return w / w.sum(1, keepdim=True).clamp(min=1e-8)
-
-
 def caption_semantics(tfidf: torch.Tensor, dim: int, seed: int = 0) -> torch.Tensor:
     """Latent semantic analysis of the caption TF-IDF (N, V) -> (N, dim) unit vectors.
 

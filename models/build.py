@@ -66,7 +66,7 @@ def build_networks(mc, vocab_size: int) -> Networks:
     ratio = count_params(gen) / e_params
     if abs(ratio - mc.g_ratio) > RATIO_TOLERANCE * mc.g_ratio:
         raise AssertionError(f"generator/encoder parameter ratio {ratio:.4f} is not within 1 % of {mc.g_ratio}")
-    disc = Discriminator(mc.d_width, mc.text_dim, mc.embed_dim if mc.d_rep else 0, vocab_size if mc.d_words else 0)
+    disc = Discriminator(mc.d_width, mc.text_dim, mc.embed_dim if mc.d_rep else 0)
     return Networks(text, enc, gen, disc)
 
 

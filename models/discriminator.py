@@ -18,11 +18,9 @@ class Discriminator(nn.Module):
     (projection discriminator, Miyato & Koyama 2018), so a real image with a caption of another
     image scores lower than with its own caption. With rep_dim > 0 the source representation r (N, rep_dim)
     is projected the same way and added, <rep_proj(r), h>: D then also judges whether the image fits r.
-    With vocab_size > 0 a linear word head reads h too: `words(h)` (N, vocab_size) logits of the caption's
-    descriptive words (label-free, trained on real images; the generator is trained toward its own caption's).
     """
 
-    def __init__(self, width: int, text_dim: int, rep_dim: int = 0, vocab_size: int = 0):
+    def __init__(self, width: int, text_dim: int, rep_dim: int = 0):
         super().__init__()
         d = width
         self.body = nn.Sequential(_sn_conv(3, d), nn.LeakyReLU(0.2), _sn_conv(d, 2 * d), nn.LeakyReLU(0.2),
@@ -32,17 +30,10 @@ class Discriminator(nn.Module):
         self.linear = spectral_norm(nn.Linear(8 * d, 1))
         self.text_proj = spectral_norm(nn.Linear(text_dim, 8 * d))
         self.rep_proj = spectral_norm(nn.Linear(rep_dim, 8 * d)) if rep_dim else None
-        self.word_head = nn.Linear(8 * d, vocab_size) if vocab_size else None
 
     def features(self, img: torch.Tensor) -> torch.Tensor:
         """img: (N, 3, 64, 64) -> (N, 8d) pooled image features h (text-independent)."""
         return self.body(img).sum(dim=(2, 3))
-
-    def words(self, h: torch.Tensor) -> torch.Tensor:
-        """h: (N, 8d) from `features` -> (N, vocab_size) word logits (only when built with vocab_size > 0)."""
-        if self.word_head is None:
-            raise ValueError("Discriminator: built without a word head (vocab_size = 0)")
-        return self.word_head(h)
 
     def logits(self, h: torch.Tensor, text: torch.Tensor, rep: torch.Tensor | None = None) -> torch.Tensor:
         """h: (N, 8d) from `features`, text: (N, text_dim), rep: (N, rep_dim) or None -> (N,) logits. One

@@ -237,6 +237,21 @@ def test_removed_keys_at_another_value_fail_in_saved_configs(key, value):
         from_dict(d)
 
 
+@pytest.mark.parametrize("key,value,commit", [
+    ("train.bcr_weight", 1.0, "cf49ec7"), ("train.ms_weight", 0.1, "086abd9"),
+    ("model.d_words", True, "54cabef"), ("train.word_weight", 0.5, "54cabef"),
+])
+def test_later_removed_keys_name_the_commit_that_has_their_code(key, value, commit):
+    """On the command line a key removed after REMOVED_AT names the commit that last had it; at its off value
+    in a saved config it is dropped."""
+    with pytest.raises(ConfigError, match=rf"'{re.escape(key)}'.*was removed.*commit {commit}"):
+        build_config(overrides={key: value})
+    d = to_dict(Config())
+    sec, name = key.split(".")
+    d[sec][name] = REMOVED_KEYS[key]
+    assert from_dict(d) == Config()
+
+
 def test_apply_dict_rejects_non_mapping():
     with pytest.raises(ConfigError, match="mapping"):
         apply_dict(Config(), [1, 2])

@@ -26,7 +26,7 @@ from data_utils.dataset import load_data
 from data_utils.prepare import prepare
 from data_utils.records import DataError, Record, decode_image
 from data_utils.split import holdout, split_classes
-from data_utils.text import UNK, Vocab, descriptive_words, is_junk, tokenize, word_targets
+from data_utils.text import UNK, Vocab, is_junk, tokenize
 from core.config import DataConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -652,20 +652,3 @@ def test_full_dataset_cache(tmp_path):
         assert f["images"].shape == (8189, 72, 72, 3)
         assert sorted(set(f["labels"][:].tolist())) == list(range(1, 103))
         assert (f["caption_counts"][:] == 10).all()
-
-
-def test_descriptive_words_and_word_targets():
-    caps = [["a red flower with round petals", "the flower is red"], ["a flower with yellow petals", "{}"]]
-    vocab = Vocab.build([c for cs in caps for c in cs], min_count=1)
-    w = descriptive_words(caps, vocab)  # 3 non-junk captions: "flower" in all 3, "red" / "petals" in 2 of 3
-    kept = {vocab.itos[i] for i in w.nonzero().flatten().tolist()}
-    assert kept == {"round", "yellow"}  # stop words (a, with, the, is) and words of >= half the captions go
-    assert set(w.unique().tolist()) <= {0.0, 1.0}
-    assert descriptive_words(caps, vocab, max_share=0.7).sum() == 4  # now red and petals too
-    tokens, _ = vocab.encode(["round round yellow flower", "a red flower", "bright yellow"], max_len=6)
-    t = word_targets(tokens, descriptive_words(caps, vocab, max_share=0.7))
-    assert t.shape == (3, len(vocab))
-    assert t[0, vocab.stoi["round"]] == pytest.approx(2 / 3) and t[0, vocab.stoi["yellow"]] == pytest.approx(1 / 3)
-    assert t[1, vocab.stoi["red"]] == 1.0 and t[1].sum() == pytest.approx(1.0)
-    assert t[2, vocab.stoi["yellow"]] == 1.0  # "bright" is <unk>: no weight
-    assert t[:, vocab.stoi["flower"]].sum() == 0

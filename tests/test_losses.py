@@ -211,14 +211,3 @@ def test_translation_is_a_zero_filled_shift():
         shifts.append(match[0])
     assert len(set(shifts)) > 1  # each sample draws its own shift
     assert (y == 0).any()  # some shift moved content out and zeros in
-
-
-# ---------------------------------------------------------------- word head
-def test_word_loss_hand_computed():
-    logits = torch.tensor([[0.0, math.log(3.0), 0.0], [5.0, 5.0, 5.0]])  # softmax row 0: 1/5, 3/5, 1/5
-    target = torch.tensor([[0.5, 0.5, 0.0], [0.0, 0.0, 0.0]])  # row 1: a caption with no descriptive word
-    expected = -(0.5 * math.log(0.2) + 0.5 * math.log(0.6)) / 2  # row 1 adds 0 to the mean over 2 rows
-    assert losses.word_loss(logits, target).item() == pytest.approx(expected, rel=1e-6)
-    # minimal (the target's entropy) when the prediction is the target
-    p = torch.tensor([[0.25, 0.75]])
-    assert losses.word_loss(p.log(), p).item() == pytest.approx(-(0.25 * math.log(0.25) + 0.75 * math.log(0.75)))

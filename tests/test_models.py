@@ -157,18 +157,6 @@ def test_discriminator_features_scored_against_several_captions():
     assert torch.allclose(d.logits(h, t2), d(img, t2), atol=1e-6)
 
 
-def test_discriminator_word_head():
-    plain, d = Discriminator(width=8, text_dim=14), Discriminator(width=8, text_dim=14, vocab_size=11)
-    assert count_params(d) - count_params(plain) == 64 * 11 + 11  # one linear head on h, nothing else
-    d.eval()
-    img, t = torch.rand(4, 3, 64, 64) * 2 - 1, torch.randn(4, 14)
-    h = d.features(img)
-    assert d.words(h).shape == (4, 11)
-    assert torch.allclose(d(img, t), d.logits(h, t), atol=1e-6)  # the logit does not read the head
-    with pytest.raises(ValueError, match="word head"):
-        plain.words(h)
-
-
 def test_discriminator_with_representation_projection():
     plain, d = Discriminator(width=8, text_dim=14), Discriminator(width=8, text_dim=14, rep_dim=6)
     assert count_params(d) - count_params(plain) == 6 * 64 + 64  # one more projection, nothing else

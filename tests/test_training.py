@@ -646,20 +646,18 @@ def test_condition_uses_the_text_prior(mini_cache, tmp_path, one_thread):
     trainer = make_trainer(tiny_cfg(mini_cache), tmp_path / "c")
     text, enc = trainer.nets.text_encoder.eval(), trainer.nets.encoder.eval()
     idx = torch.arange(trainer.encoder.bs)
-    real, t, r, _ = trainer.gan.condition(idx)
+    real, t, r = trainer.gan.condition(idx)
     assert real.shape == (len(idx), 3, 64, 64) and t.shape[0] == r.shape[0] == len(idx)
     with torch.no_grad():
         torch.testing.assert_close(r, text.predict_representation(t), atol=1e-5, rtol=0)
         assert not torch.allclose(r, enc(real), atol=1e-3)
 
 
-@pytest.mark.parametrize("d_rep,d_words", [(False, False), (True, False), (False, True)])
-def test_generator_step_leaves_discriminator_and_encoder_weights_without_gradients(d_rep, d_words, mini_cache,
-                                                                                   tmp_path, one_thread):
-    trainer = make_trainer(tiny_cfg(mini_cache, **{"train.r1_every": 1, "model.d_rep": d_rep,
-                                                   "model.d_words": d_words}), tmp_path / "g")
+@pytest.mark.parametrize("d_rep", [False, True])
+def test_generator_step_leaves_discriminator_and_encoder_weights_without_gradients(d_rep, mini_cache, tmp_path,
+                                                                                   one_thread):
+    trainer = make_trainer(tiny_cfg(mini_cache, **{"train.r1_every": 1, "model.d_rep": d_rep}), tmp_path / "g")
     assert (trainer.nets.discriminator.rep_proj is not None) == d_rep
-    assert (trainer.nets.discriminator.word_head is not None) == d_words
     trainer.state.update(stage="gan")
     trainer.set_stage_modes("gan")
     D = trainer.nets.discriminator
@@ -667,10 +665,8 @@ def test_generator_step_leaves_discriminator_and_encoder_weights_without_gradien
     for p in D.parameters():  # fires each time a backward computes this weight's gradient
         p.register_hook(lambda g, calls=calls: calls.append(1))
     out = trainer.gan.step(torch.arange(trainer.encoder.bs))
-    # once each (with d_rep, rep_proj too: r reaches D's loss; with d_words the word head, from the real
-    # images' words): the D step's backward, not the G step's
+    # once each (with d_rep, rep_proj too: r reaches D's loss): the D step's backward, not the G step's
     assert len(calls) == len(list(D.parameters()))
-    assert ("gan/d_words" in out) == ("gan/g_words" in out) == d_words
     assert all(p.requires_grad for p in D.parameters())  # restored after the G step
     assert all(p.grad is None for p in trainer.nets.encoder.parameters())
     assert all(math.isfinite(float(v.detach())) for v in out.values())

@@ -10,7 +10,6 @@ import copy
 import torch
 
 from data_utils.augment import random_crop_flip
-from data_utils.text import descriptive_words, word_targets
 
 from . import losses
 from .diffaug import diff_augment
@@ -33,27 +32,26 @@ class GanStage:
         self.opt_g = torch.optim.Adam(tr.nets.generator.parameters(), lr=tc.lr_g, betas=(0.0, 0.99))
         self.opt_d = torch.optim.Adam(tr.nets.discriminator.parameters(), lr=tc.lr_d, betas=(0.0, 0.99))
         self.bs, self.steps_per_epoch = stage_batches(tc.gan_batch_size or tc.batch_size, len(tr.data.train))
-        # model.d_words: the vocabulary's descriptive words (the word head's targets)
-        self.word_weights = (descriptive_words(tr.data.train.captions, tr.data.vocab).to(tr.device)
-                             if tr.cfg.model.d_words else None)
 
     @torch.no_grad()
     def condition(self, idx: torch.Tensor):
-        """Frozen text encoder: real images (B, 3, S, S), text encodings (B, T), the prior's guesses of the
-        source representations (B, D) from the captions, and the captions' word targets (B, V) (None without
-        model.d_words)."""
+        """Frozen text encoder: real images (B, 3, S, S), text encodings (B, T) and the prior's guesses of the
+        source representations (B, D) from the captions."""
         tr = self.tr
         text = tr.nets.text_encoder
         real = random_crop_flip(tr.images[idx.to(tr.device)], tr.cfg.data.image_size)
-        tokens, lengths = tr.captions(idx)
-        t = text(tokens, lengths)
-        words = word_targets(tokens, self.word_weights) if self.word_weights is not None else None
-        return real, t, text.predict_representation(t), words
+        t = text(*tr.captions(idx))
+        return real, t, text.predict_representation(t)
+
+    def adversarial_loss(self, img: torch.Tensor, t: torch.Tensor, r_d: torch.Tensor | None) -> torch.Tensor:
+        """The generator's hinge loss on (already augmented) generated images img."""
+        D = self.tr.nets.discriminator
+        return losses.g_hinge(D.logits(D.features(img), t, r_d).float())
 
     def step(self, idx: torch.Tensor) -> dict:
         tr, tc = self.tr, self.tr.cfg.train
         G, D, E = tr.nets.generator, tr.nets.discriminator, tr.enc_fwd
-        real, t, r, words = self.condition(idx)
+        real, t, r = self.condition(idx)
         t_wrong = t.roll(1, dims=0)  # another image's caption
         # model.d_rep: D also sees r (the wrong pair gets the other image's r too); else r is not D's input
         r_d, r_wrong = (r, r.roll(1, dims=0)) if tr.cfg.model.d_rep else (None, None)
@@ -71,10 +69,6 @@ class GanStage:
         d_loss = losses.d_hinge(d_real, d_wrong, d_fake, tc.mismatch_weight)
         out = {"gan/d_loss": d_loss, "gan/d_real": d_real.mean(), "gan/d_fake": d_fake.mean(),
                "gan/d_wrong": d_wrong.mean()}
-        if words is not None:  # D's word head learns the real image's caption words
-            d_words = losses.word_loss(D.words(h_real).float(), words)
-            d_loss = d_loss + tc.word_weight * d_words
-            out["gan/d_words"] = d_words
         if tc.r1_gamma > 0 and tr.state["step"] % tc.r1_every == 0:
             real_r1 = real.detach().requires_grad_(True)  # float32: the double backward stays unscaled
             r1 = losses.r1_penalty(D.logits(D.features(aug(real_r1)), t, r_d), real_r1)
@@ -84,16 +78,11 @@ class GanStage:
         # G step: gradients flow through D and E to the image only (their weights need none)
         D.requires_grad_(False)
         with tr.autocast():
-            h_gen = D.features(aug(fake))
-            g_adv = losses.g_hinge(D.logits(h_gen, t, r_d).float())
+            g_adv = self.adversarial_loss(aug(fake), t, r_d)
             distill = losses.cosine_distance(E(fake).float(), r)  # what E judges
-            g_words = losses.word_loss(D.words(h_gen).float(), words) if words is not None else None
         D.requires_grad_(True)
         kl = losses.kl_normal(mu.float(), logvar.float())
         g_loss = g_adv + tc.kl_weight * kl + tc.distill_weight * distill
-        if g_words is not None:  # G: D's word head should read its own caption's words in the image
-            g_loss = g_loss + tc.word_weight * g_words
-            out["gan/g_words"] = g_words
         tr.optimizer_step("g", self.opt_g, g_loss, G.parameters())
         self.update_ema()
         out.update({"gan/g_adv": g_adv, "gan/kl": kl, "gan/distill": distill})

@@ -31,12 +31,6 @@ def _soft_ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return -(target * F.log_softmax(logits, 1)).sum(1).mean()
 
 
-def word_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The word head's loss: cross-entropy between each caption's word distribution target (N, V) (rows sum
-    to 1, or 0 for a caption with no descriptive word) and softmax(logits) (N, V) -> scalar, mean over rows."""
-    return _soft_ce(logits, target)
-
-
 def affinity_targets(sim: torch.Tensor, alpha: float, temperature: float) -> torch.Tensor:
     """Soft positives from a similarity matrix sim (N, N) (e.g. caption TF-IDF cosine):
     (1 - alpha) on the pair itself + alpha spread over the others by softmax(sim / temperature)."""
