@@ -6,6 +6,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CONFIG ?= experiments/default.yaml
 CACHE  ?= data/flowers.h5
+# make test: pytest-xdist workers (one test module's tests stay on one worker: --dist loadscope)
+TEST_WORKERS ?= 2
 # The data folder: $OXFORD102_DIR, else data/oxford102 when it holds the official files (a finished download).
 OXFORD102_DIR ?= $(if $(wildcard data/oxford102/jpg),data/oxford102,)
 export OXFORD102_DIR
@@ -31,7 +33,7 @@ quick: run
 
 test: setup
 	$(BIN)/lint-imports --config .importlinter
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadscope
 
 benchmark: data
 	$(BIN)/python benchmarks/run.py --json runs/benchmark.json

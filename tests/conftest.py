@@ -6,12 +6,22 @@
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 MINI_ROOT = REPO / "tests" / "fixtures" / "oxford102_mini"
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (`make test` runs two workers) each worker's in-process torch gets its share of the
+    cores, not all of them."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        import torch
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
 
 
 @pytest.fixture(scope="session")
