@@ -16,7 +16,7 @@ the classes of the set (5 test / 20 train), beside the same rates on the judge's
 The network (JUDGE_SPEC) is evaluation/judge_net.py's residual CNN at 64 px, trained for 100 epochs on random
 resized crops with AdamW (weight decay 0.05), its predictions averaged over each image and its mirror image:
 0.855-0.859 held-out accuracy over the 102 classes on two hosts (the earlier plain 5-layer form, 30 epochs, 0.740;
-docs/experiments.md). One judge is trained per cache (18-26 min on a 2-core CPU, once) and kept beside it
+docs/experiments.md). One judge is trained per cache (18-48 min on a 2-core CPU, once) and kept beside it
 (``flowers.judge.pt`` for ``flowers.h5``), under a fingerprint like the evaluator's; its training floats, and so
 its scores, differ a little between hosts.
 """
