@@ -178,6 +178,8 @@ def validate(cfg: Config) -> None:
     if cfg.wandb.mode not in ("auto", "online", "offline", "disabled"):
         raise ConfigError(f"config key 'wandb.mode' must be one of ('auto', 'online', 'offline', 'disabled'), "
                           f"got {cfg.wandb.mode!r}")
+    if cfg.model.arch not in ("dcgan", "resnet"):
+        raise ConfigError(f"config key 'model.arch' must be one of ('dcgan', 'resnet'), got {cfg.model.arch!r}")
     try:
         block_modes(cfg.model.g_upsample)
     except ValueError as e:

@@ -24,6 +24,7 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
+    arch: str = "dcgan"  # generator + discriminator family: dcgan (compact, CPU) | resnet (residual, low-res heavy)
     embed_dim: int = 128  # source representation / shared image-text space
     enc_width: int = 32  # base channel width of the source encoder
     enc_depth: int = 1  # residual blocks per encoder stage (2: ResNet-18-like depth, ~2x the parameters)
@@ -65,7 +66,7 @@ class TrainConfig:
     mismatch_weight: float = 0.5  # matching-aware D: weight of (real image, wrong text)
     distill_weight: float = 1.0  # encoder(G(z, t, r)) should match r
     kl_weight: float = 1.0  # conditioning augmentation KL
-    ema_decay: float = 0.995  # generator EMA (after a warm-up, see Trainer._update_ema): ~200-step time constant
+    ema_decay: float = 0.995  # generator EMA decay per 32 images (GanStage.update_ema): a ~6,400-image time constant
     eval_every: int = 10  # epochs between validation metrics / best-checkpoint checks
     log_every: int = 20  # steps between logged losses
     max_steps: int = 0  # >0: cut every epoch to this many steps (smoke tests, benchmarks)

@@ -979,3 +979,14 @@ def test_smoke_run_output_has_no_escape_codes(smoke_run):
     assert "evaluation: encoder metrics, baselines, evaluation network, judge, generation metrics" in out
     assert "evaluation: fid_kid ..." in out
     assert "evaluator: training the evaluation network" in out
+
+
+def test_ema_decay_spans_the_same_images_at_any_batch():
+    """train.ema_decay is per 32 images: at batch 8 the per-step decay is its 4th root, so 4 steps of 8
+    images keep as much of the old average as one step of 32."""
+    from training.gan_stage import ema_decay
+    n = 100_000  # past the warm-up
+    assert ema_decay(0.995, n, 32) == pytest.approx(0.995)
+    assert ema_decay(0.995, n, 8) ** 4 == pytest.approx(0.995)
+    assert ema_decay(0.995, n, 8) > ema_decay(0.995, n, 32)
+    assert ema_decay(0.995, 0, 8) == pytest.approx(0.1)  # the warm-up is per step, as before

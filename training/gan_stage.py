@@ -16,9 +16,13 @@ from .diffaug import diff_augment
 from .encoder_stage import stage_batches
 
 
-def ema_decay(target: float, n: int) -> float:
-    """The EMA decay used after `n` generator steps: (1 + n) / (10 + n), capped at `target`."""
-    return min(target, (1.0 + n) / (10.0 + n))
+EMA_REFERENCE_BATCH = 32  # train.ema_decay is the decay per step of this many images
+
+
+def ema_decay(target: float, n: int, batch: int = EMA_REFERENCE_BATCH) -> float:
+    """The EMA decay used after `n` generator steps of `batch` images: (1 + n) / (10 + n), capped at
+    target ** (batch / 32), so that the average spans the same number of images at any batch size."""
+    return min(target ** (batch / EMA_REFERENCE_BATCH), (1.0 + n) / (10.0 + n))
 
 
 class GanStage:
@@ -91,12 +95,12 @@ class GanStage:
     @torch.no_grad()
     def update_ema(self) -> None:
         """EMA of the generator's weights with a warm-up: the decay after n GAN steps is
-        min(train.ema_decay, (1 + n) / (10 + n)), so the average spans about the last n/9 steps early on
-        and never keeps much of the random initialisation. BatchNorm statistics are copied."""
+        min(train.ema_decay ** (batch / 32), (1 + n) / (10 + n)), so the average spans about the last n/9 steps
+        early on and never keeps much of the random initialisation. BatchNorm statistics are copied."""
         st = self.tr.state
         n = st.get("gan_steps", 0)
         st["gan_steps"] = n + 1
-        decay = ema_decay(self.tr.cfg.train.ema_decay, n)
+        decay = ema_decay(self.tr.cfg.train.ema_decay, n, self.bs)
         ema_p, p = list(self.g_ema.parameters()), list(self.tr.nets.generator.parameters())
         torch._foreach_lerp_(ema_p, p, 1.0 - decay)
         for b_ema, b in zip(self.g_ema.buffers(), self.tr.nets.generator.buffers()):
