@@ -28,6 +28,7 @@ class ModelConfig:
     embed_dim: int = 128  # source representation / shared image-text space
     enc_width: int = 32  # base channel width of the source encoder
     enc_depth: int = 1  # residual blocks per encoder stage (2: ResNet-18-like depth, ~2x the parameters)
+    enc_top_width: int = 0  # channels of the encoder's 4 px stage and head; 0 = 8 x enc_width
     text_width: int = 128  # token embedding and GRU width of the text encoder
     text_dim: int = 128  # text encoding fed to the generator
     noise_dim: int = 64

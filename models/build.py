@@ -85,7 +85,7 @@ class Networks:
 def build_networks(mc, vocab_size: int) -> Networks:
     """mc: ModelConfig. Asserts the generator/encoder parameter ratio and returns all networks."""
     text = TextEncoder(vocab_size, mc.text_width, mc.text_dim, mc.embed_dim)
-    enc = SourceEncoder(mc.enc_width, mc.embed_dim, mc.enc_depth)
+    enc = SourceEncoder(mc.enc_width, mc.embed_dim, mc.enc_depth, mc.enc_top_width)
     e_params = count_params(enc)
     target = round(mc.g_ratio * e_params)
     if mc.arch == "resnet":

@@ -377,3 +377,16 @@ def test_arch_is_checked():
     cfg.model.arch = "vgg"
     with pytest.raises(ConfigError, match="model.arch"):
         validate(cfg)
+
+
+def test_encoder_top_width_widens_the_4px_stage_and_head_only():
+    """model.enc_top_width: the 4 px stage and the head get W4 channels (parameters where a parameter costs 16
+    multiply-adds or one); the representation's shape is unchanged."""
+    small, wide = SourceEncoder(16, 32), SourceEncoder(16, 32, top_width=256)
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    assert wide(x).shape == small(x).shape == (2, 32) and wide.features(x).shape == (2, 256)
+    assert count_params(wide) > 3 * count_params(small)
+    assert [p.shape for p in wide.stem.parameters()] == [p.shape for p in small.stem.parameters()]
+    mc = ModelConfig(enc_top_width=640, arch="resnet")
+    nets = build_networks(mc, vocab_size=300)
+    assert nets.encoder.feature_dim == 640 and abs(_ratio(nets) - 0.5) <= RATIO_TOLERANCE * 0.5
