@@ -385,7 +385,7 @@ def test_encoder_top_width_widens_the_4px_stage_and_head_only():
     small, wide = SourceEncoder(16, 32), SourceEncoder(16, 32, top_width=256)
     x = torch.rand(2, 3, 64, 64) * 2 - 1
     assert wide(x).shape == small(x).shape == (2, 32) and wide.features(x).shape == (2, 256)
-    assert count_params(wide) > 3 * count_params(small)
+    assert count_params(wide) > 2.5 * count_params(small)
     assert [p.shape for p in wide.stem.parameters()] == [p.shape for p in small.stem.parameters()]
     mc = ModelConfig(enc_top_width=640, arch="resnet")
     nets = build_networks(mc, vocab_size=300)
