@@ -219,29 +219,16 @@ def to_dict(cfg: Config) -> dict:
 # (checkpoints, run dirs), still errors in YAML files and overrides.
 RETIRED_KEYS = {"eval.fid_samples"}  # FID/KID take one caption per test-class photo
 
-# Options that were measured and not adopted, removed from the code, with the value that meant "off". A saved
-# config (checkpoint, run folder) naming one at that value loads as before; at any other value it is a config
-# error naming the key. Their numbers, and the commit that still has the code, are in docs/experiments.md.
-REMOVED_AT = "9ee2fc4"
-REMOVED_KEYS = {"model.g_noise": False, "model.g_skip": False, "model.g_cond_norm": True, "model.d_patch": False,
-                "train.view_scale_min": 1.0, "train.view_jitter": 0.0, "train.mix_weight": 0.0,
-                "train.mix_alpha": 1.0, "train.local_crops": 0, "train.local_size": 32, "train.gan_loss": "hinge",
-                "train.distill_aug": "", "train.text_rep_prob": 1.0,
-                # protocol v2 (docs/experiments.md): measured as a whole on two seeds and not adopted
-                "train.joint_epochs": 0, "model.enc_head_width": 0, "model.enc_head_layers": 1,
-                "model.d_dec_width": 0, "train.recon_weight": 0.0, "train.ms_weight": 0.0, "train.adam_beta2": 0.99,
-                "train.bcr_weight": 0.0, "model.d_words": False, "train.word_weight": 1.0}
-# the commit that last has a removed key's code, where it is not REMOVED_AT
-REMOVED_IN = {**dict.fromkeys(("train.joint_epochs", "model.enc_head_width", "model.enc_head_layers",
-                               "model.d_dec_width", "train.recon_weight", "train.adam_beta2"), "e32e1f2"),
-              "train.ms_weight": "086abd9",  # mode seeking, measured again on the two-stage protocol
-              "train.bcr_weight": "cf49ec7",  # balanced consistency regularisation
-              **dict.fromkeys(("model.d_words", "train.word_weight"), "54cabef")}  # the word head on D
+# Options that were measured and not adopted, removed from the code: core/removed_keys.yaml holds each key with the
+# value that meant "off" and the last commit that has its code (see that file for how they are treated).
+REMOVED_TABLE = yaml.safe_load(Path(__file__).with_name("removed_keys.yaml").read_text())
+REMOVED_KEYS = {key: row["off_value"] for key, row in REMOVED_TABLE.items()}  # key -> its "off" value
+REMOVED_IN = {key: row["commit"] for key, row in REMOVED_TABLE.items()}  # key -> the commit with its code
 
 
 def _removed_error(dotted: str, value=None) -> ConfigError:
     shown = "" if value is None else f" = {value!r}"
-    commit = REMOVED_IN.get(dotted, REMOVED_AT)
+    commit = REMOVED_IN[dotted]
     return ConfigError(f"config key '{dotted}'{shown} was removed (measured and not adopted; its code and numbers: "
                        f"commit {commit}, docs/experiments.md); drop it, or use that commit")
 

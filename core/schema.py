@@ -33,7 +33,7 @@ class ModelConfig:
     text_dim: int = 128  # text encoding fed to the generator
     noise_dim: int = 64
     cond_dim: int = 64  # conditioning-augmentation output size for the text encoding
-    g_width: int = 48  # preferred generator conv width (the mapping MLP is sized to hit g_ratio); 48 > 32: KID 0.086 vs 0.113
+    g_width: int = 48  # preferred generator conv width (the mapping MLP is sized to hit g_ratio)
     g_upsample: str = "nearest"  # x2 upsampling of every block: nearest | bilinear, or 4 comma-separated (README)
     d_width: int = 32  # base channel width of the discriminator
     d_rep: bool = False  # the discriminator also projects the source representation r (judges image-r fit)
@@ -51,9 +51,9 @@ class TrainConfig:
     gan_epochs: int = 100  # stage 2: conditional GAN with the frozen encoder
     encoders_from: str = ""  # run dir or checkpoint: skip stage 1 and start stage 2 with its trained encoders
     lr_encoder: float = 2e-3
-    wd_encoder: float = 0.5  # AdamW weight decay of the encoder stage (source and text encoders); 1e-4 before: README
+    wd_encoder: float = 0.5  # AdamW weight decay of the encoder stage (source and text encoders)
     whiten_eps: float = 0.01  # end of stage 1: PCA-whiten the representation (eigenvalue floor, x the largest); 0 = off
-    lr_g: float = 1e-4  # two time-scale rates (TTUR): D learns 4x faster than G; 2e-4 / 2e-4 before (docs)
+    lr_g: float = 1e-4  # two time-scale rates (TTUR): D learns 4x faster than G
     lr_d: float = 4e-4
     temperature: float = 0.1
     affinity_alpha: float = 0.8  # share of each image's positive mass given to caption-similar images
@@ -72,19 +72,19 @@ class TrainConfig:
     log_every: int = 20  # steps between logged losses
     max_steps: int = 0  # >0: cut every epoch to this many steps (smoke tests, benchmarks)
     amp: str = "off"  # mixed precision for the training steps: off | bf16 | fp16 (fp16 with gradient scalers)
-    channels_last: bool = True  # NHWC memory layout for the conv nets (GAN step 840 -> 710 ms on the 2-core CPU)
+    channels_last: bool = True  # NHWC memory layout for the conv nets' weights and inputs (faster CPU convolutions)
     compile: bool = False  # torch.compile the source encoder and the generator's synthesis in the training steps
-    reuse_host_memory: bool = True  # keep freed CPU tensor memory for the next step (glibc; see training/host_memory.py)
+    reuse_host_memory: bool = True  # keep freed CPU tensor memory for the next step (glibc; core/runtime.py)
 
 
 @dataclass
 class EvalConfig:
     knn_k: int = 10
     samples_per_caption: int = 1
-    captions_per_test_class: int = 40  # 200 samples over 5 test classes: class consistency +-0.03 (10: +-0.07)
+    captions_per_test_class: int = 40  # captions of each unseen class drawn for the generation metrics
     truncation: float = 1.0  # sampling noise z * truncation for every text-only sample (1 = as in training)
     figures: bool = True  # end-of-run t-SNE / UMAP / real-vs-generated PNGs in eval/figures (and to W&B)
-    judge: bool = True  # score with the 102-class judge (trained once per data cache: 18-26 min on a 2-core CPU)
+    judge: bool = True  # score with the 102-class judge (trained once per data cache, kept beside it)
 
 
 @dataclass

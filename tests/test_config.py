@@ -9,8 +9,9 @@ import pytest
 import yaml
 
 from core.config import (
-    REMOVED_AT,
+    REMOVED_IN,
     REMOVED_KEYS,
+    REMOVED_TABLE,
     Config,
     ConfigError,
     DataConfig,
@@ -193,7 +194,7 @@ def test_saved_configs_with_retired_keys_still_load():
 ])
 def test_removed_keys_in_overrides_fail_naming_the_key(key, value):
     """New input (command line, YAML) naming a removed option fails, even at its old default, naming the key."""
-    with pytest.raises(ConfigError, match=rf"'{re.escape(key)}'.*was removed.*{REMOVED_AT}"):
+    with pytest.raises(ConfigError, match=rf"'{re.escape(key)}'.*was removed.*commit {REMOVED_IN[key]}"):
         build_config(overrides=parse_overrides([f"--{key}={value}"]))
     sec, name = key.split(".")
     with pytest.raises(ConfigError, match=rf"x\.yaml.*'{re.escape(key)}'.*was removed"):
@@ -233,7 +234,7 @@ def test_removed_keys_at_another_value_fail_in_saved_configs(key, value):
     d["model"]["g_noise"] = False  # others at their old default do not mask the one that is on
     d["train"]["gan_loss"] = "hinge"
     d[sec][name] = value
-    with pytest.raises(ConfigError, match=rf"'{re.escape(key)}'.*was removed.*{REMOVED_AT}"):
+    with pytest.raises(ConfigError, match=rf"'{re.escape(key)}'.*was removed.*commit {REMOVED_IN[key]}"):
         from_dict(d)
 
 
@@ -242,7 +243,7 @@ def test_removed_keys_at_another_value_fail_in_saved_configs(key, value):
     ("model.d_words", True, "54cabef"), ("train.word_weight", 0.5, "54cabef"),
 ])
 def test_later_removed_keys_name_the_commit_that_has_their_code(key, value, commit):
-    """On the command line a key removed after REMOVED_AT names the commit that last had it; at its off value
+    """On the command line a key removed later names the commit that last had it; at its off value
     in a saved config it is dropped."""
     with pytest.raises(ConfigError, match=rf"'{re.escape(key)}'.*was removed.*commit {commit}"):
         build_config(overrides={key: value})
@@ -250,6 +251,15 @@ def test_later_removed_keys_name_the_commit_that_has_their_code(key, value, comm
     sec, name = key.split(".")
     d[sec][name] = REMOVED_KEYS[key]
     assert from_dict(d) == Config()
+
+
+def test_removed_keys_come_from_one_table():
+    """core/removed_keys.yaml is the one list: each row has the "off" value and a commit, no key is live again."""
+    assert set(REMOVED_KEYS) == set(REMOVED_IN) == set(REMOVED_TABLE) and len(REMOVED_TABLE) >= 20
+    live = {f"{sec}.{k}" for sec, values in to_dict(Config()).items() for k in values}
+    assert not set(REMOVED_TABLE) & live
+    assert all(set(row) == {"off_value", "commit"} and re.fullmatch(r"[0-9a-f]{7}", row["commit"])
+               for row in REMOVED_TABLE.values())
 
 
 def test_apply_dict_rejects_non_mapping():
