@@ -1,10 +1,11 @@
 # Two commands set everything up on a fresh machine:
-#   make run    # venv + requirements + data cache + the default experiment
+#   make run    # venv + requirements + data cache + experiments/default.yaml on a GPU, experiments/cpu.yaml on a CPU
 #   make test   # venv + requirements + the test suite (what CI runs)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-CONFIG ?= experiments/default.yaml
+# CONFIG: the experiment of `make run`; unset: default.yaml where torch sees CUDA, else cpu.yaml (app/experiment.py)
+CONFIG ?=
 CACHE  ?= data/flowers.h5
 # make test: pytest-xdist workers (one test module's tests stay on one worker: --dist loadscope)
 TEST_WORKERS ?= 2
@@ -26,7 +27,7 @@ data: setup
 	$(BIN)/python -m data_utils.prepare $(if $(OXFORD102_DIR),--source $(OXFORD102_DIR),--download) --out $(CACHE)
 
 run: data
-	$(BIN)/python run_experiment.py --config $(CONFIG) --data.cache=$(CACHE)
+	$(BIN)/python run_experiment.py --config $(or $(CONFIG),$$($(BIN)/python -m app.experiment)) --data.cache=$(CACHE)
 
 quick: CONFIG = experiments/quick.yaml
 quick: run

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import typing
 from pathlib import Path
 from typing import Any
@@ -100,8 +101,14 @@ def load_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
-    with open(path) as f:
-        data = yaml.safe_load(f) or {}
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f) or {}
+    except yaml.YAMLError as e:  # the first line of PyYAML's message and where it is ("line 3, column 5")
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        reason = getattr(e, "problem", None) or type(e).__name__
+        raise ConfigError(f"{path}: malformed YAML{where} ({reason})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return data
@@ -138,9 +145,46 @@ def build_config(config_path: str | None = None, overrides: dict[str, Any] | Non
     return cfg
 
 
+# What a resumed run (--run.resume) may change: where it runs, where its data are read from, how it is tracked and
+# which optional evaluation extras it adds, not what it computes. The data's split is checked against the
+# checkpoint's when the data are loaded (app/run.py).
+RESUME_SAFE_KEYS = ("train.device", "train.threads", "train.reuse_host_memory", "wandb.mode", "data.cache",
+                    "data.root", "eval.judge", "eval.figures")
+
+
+def given_keys(config_path: str | None, overrides: dict | None) -> set[str]:
+    """The dotted keys that a --config file and command-line overrides set (what a resume compares)."""
+    keys = set(overrides or {})
+    if config_path:
+        keys |= {f"{sec}.{k}" for sec, values in load_yaml(config_path).items() if isinstance(values, dict)
+                 for k in values}
+    return keys
+
+
+def resume_config(saved: dict, cfg: Config, given: set[str]) -> tuple[Config, dict]:
+    """The config of a resumed run: the checkpoint's (`saved`, as `to_dict` wrote it) with the values of `cfg` for
+    the `given` keys that RESUME_SAFE_KEYS allows -> (config, {key: (checkpoint's value, new value)}). ConfigError
+    naming the first other given key whose value differs from the checkpoint's (a resume would drop it)."""
+    out = from_dict(saved)
+    changed = {}
+    for key in sorted(given - {"run.resume"}):
+        section, name = key.split(".")
+        old, new = getattr(getattr(out, section), name), getattr(getattr(cfg, section), name)
+        if old == new:
+            continue
+        if key not in RESUME_SAFE_KEYS:
+            raise ConfigError(f"config key '{key}' = {new!r} differs from the resumed checkpoint's {old!r}: a "
+                              f"resumed run keeps its config (it may change only {', '.join(RESUME_SAFE_KEYS)}); "
+                              "drop it, or start a new run")
+        setattr(getattr(out, section), name, new)
+        changed[key] = (old, new)
+    return out, changed
+
+
 UPSAMPLE_MODES = ("nearest", "bilinear")
 N_UPSAMPLE_BLOCKS = 4  # the generator's x2 blocks: 4 -> 8 -> 16 -> 32 -> 64 px
 DIFFAUG_OPS = ("color", "translation", "cutout")
+AMP_MODES = ("off", "auto", "bf16", "fp16")  # train.amp (training/trainer.py: amp_dtype)
 
 
 def block_modes(upsample: str) -> list[str]:
@@ -178,6 +222,10 @@ def validate(cfg: Config) -> None:
     if cfg.wandb.mode not in ("auto", "online", "offline", "disabled"):
         raise ConfigError(f"config key 'wandb.mode' must be one of ('auto', 'online', 'offline', 'disabled'), "
                           f"got {cfg.wandb.mode!r}")
+    if cfg.train.amp not in AMP_MODES:
+        raise ConfigError(f"config key 'train.amp' must be one of {', '.join(AMP_MODES)}, got {cfg.train.amp!r}")
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", cfg.train.device):
+        raise ConfigError(f"config key 'train.device' must be auto, cpu, cuda or cuda:N, got {cfg.train.device!r}")
     if cfg.model.arch not in ("dcgan", "resnet"):
         raise ConfigError(f"config key 'model.arch' must be one of ('dcgan', 'resnet'), got {cfg.model.arch!r}")
     try:
@@ -205,8 +253,11 @@ def validate(cfg: Config) -> None:
         raise ConfigError(str(e)) from None
     if not 0.0 <= cfg.train.affinity_alpha <= 1.0:
         raise ConfigError(f"config key 'train.affinity_alpha' must be in [0, 1], got {cfg.train.affinity_alpha}")
-    if not 0.0 <= cfg.data.val_fraction < 1.0:
-        raise ConfigError(f"config key 'data.val_fraction' must be in [0, 1), got {cfg.data.val_fraction}")
+    if not 0.0 < cfg.data.val_fraction < 1.0:  # the validation images choose best.pt
+        raise ConfigError(f"config key 'data.val_fraction' must be in (0, 1), got {cfg.data.val_fraction}")
+    if cfg.data.limit_per_class < 0 or cfg.data.limit_per_class == 1:
+        raise ConfigError(f"config key 'data.limit_per_class' must be 0 (all images) or >= 2 (one image of each "
+                          f"class is held out for validation), got {cfg.data.limit_per_class}")
     if cfg.data.n_train_classes + cfg.data.n_test_classes > 102:
         raise ConfigError("data.n_train_classes + data.n_test_classes exceeds the 102 classes")
 

@@ -2,10 +2,17 @@
 discriminator D(image, T(caption)) train with hinge loss, DiffAugment, lazy R1, conditioning augmentation and an
 EMA copy of G. r is T's prior guess of the source representation from the caption alone, what G receives at test
 time. Distillation: E(G(...)) should point the same way as r.
+
+`gan_step` is one D step and one G step as a function of what it needs: the networks (`GanNets`), the optimizer
+update, one batch (`GanBatch`) and the train config. `GanStage` owns the optimizers and the EMA generator, and
+draws each batch from the trainer's data.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
@@ -14,7 +21,6 @@ from data_utils.augment import random_crop_flip
 from . import losses
 from .diffaug import diff_augment
 from .encoder_stage import stage_batches
-
 
 EMA_REFERENCE_BATCH = 32  # train.ema_decay is the decay per step of this many images
 
@@ -25,8 +31,73 @@ def ema_decay(target: float, n: int, batch: int = EMA_REFERENCE_BATCH) -> float:
     return min(target ** (batch / EMA_REFERENCE_BATCH), (1.0 + n) / (10.0 + n))
 
 
+@dataclass
+class GanNets:
+    """The networks of a GAN step: G and D train; `synthesize` is G.synthesize (or its compiled form), `encode`
+    the frozen source encoder's forward (or its compiled form), `d_features` D.features (or its compiled form;
+    the R1 penalty always runs D eagerly, its double backward does not go through compiled graphs)."""
+    G: torch.nn.Module
+    D: torch.nn.Module
+    synthesize: Callable
+    encode: Callable
+    d_features: Callable
+
+
+@dataclass
+class GanBatch:
+    """One batch: real images (B, 3, S, S), text encodings t (B, T), the representations r (B, D) G is
+    conditioned on, noise z (B, noise_dim)."""
+    real: torch.Tensor
+    t: torch.Tensor
+    r: torch.Tensor
+    z: torch.Tensor
+
+
+def gan_step(nets: GanNets, batch: GanBatch, tc, update: Callable, *, r1_now: bool, d_rep: bool = False,
+             autocast: Callable = contextlib.nullcontext) -> dict:
+    """One D step, then one G step; returns the losses (tensors). tc: the train config (diffaug, mismatch_weight,
+    r1_gamma, r1_every, kl_weight, distill_weight); update(key, optimizer_key, loss, params) backpropagates and
+    steps the optimizer "d" or "g"; r1_now: this D step applies the lazy R1 penalty; d_rep: D also scores r."""
+    G, D = nets.G, nets.D
+    real, t, r, z = batch.real, batch.t, batch.r, batch.z
+    t_wrong = t.roll(1, dims=0)  # another image's caption
+    # model.d_rep: D also sees r (the wrong pair gets the other image's r too); else r is not D's input
+    r_d, r_wrong = (r, r.roll(1, dims=0)) if d_rep else (None, None)
+    aug = lambda img: diff_augment(img, tc.diffaug)  # noqa: E731 - the image itself when the policy is ""
+    # D step: one conv pass over [real | fake]; the real features are scored with their own caption and with
+    # another image's (matching-aware D). The fake keeps its graph: the D step does not change G, so the G step
+    # below reuses it (with a fresh augmentation) instead of re-running G.
+    with autocast():
+        c, mu, logvar = G.condition(t)
+        fake = nets.synthesize(z, c, r)
+        h_real, h_fake = nets.d_features(aug(torch.cat([real, fake.detach()]))).chunk(2)
+        d_real, d_wrong, d_fake = (D.logits(h, tt, rr).float() for h, tt, rr in
+                                   ((h_real, t, r_d), (h_real, t_wrong, r_wrong), (h_fake, t, r_d)))
+    d_loss = losses.d_hinge(d_real, d_wrong, d_fake, tc.mismatch_weight)
+    out = {"gan/d_loss": d_loss, "gan/d_real": d_real.mean(), "gan/d_fake": d_fake.mean(),
+           "gan/d_wrong": d_wrong.mean()}
+    if tc.r1_gamma > 0 and r1_now:
+        real_r1 = real.detach().requires_grad_(True)  # float32: the double backward stays unscaled
+        r1 = losses.r1_penalty(D.logits(D.features(aug(real_r1)), t, r_d), real_r1)
+        d_loss = d_loss + 0.5 * tc.r1_gamma * tc.r1_every * r1
+        out["gan/r1"] = r1
+    update("d", d_loss, D.parameters())
+    # G step: gradients flow through D and E to the image only (their weights need none)
+    D.requires_grad_(False)
+    with autocast():
+        g_adv = losses.g_hinge(D.logits(nets.d_features(aug(fake)), t, r_d).float())
+        distill = losses.cosine_distance(nets.encode(fake).float(), r)  # what E judges
+    D.requires_grad_(True)
+    kl = losses.kl_normal(mu.float(), logvar.float())
+    g_loss = g_adv + tc.kl_weight * kl + tc.distill_weight * distill
+    update("g", g_loss, G.parameters())
+    out.update({"gan/g_adv": g_adv, "gan/kl": kl, "gan/distill": distill})
+    return out
+
+
 class GanStage:
-    """The GAN stage's EMA generator, optimizers and step, over the trainer `tr`'s networks and data."""
+    """The GAN stage's EMA generator and optimizers; each step draws a batch from the trainer `tr`'s data and
+    calls `gan_step`."""
 
     name = "gan"
 
@@ -47,49 +118,21 @@ class GanStage:
         t = text(*tr.captions(idx))
         return real, t, text.predict_representation(t)
 
-    def adversarial_loss(self, img: torch.Tensor, t: torch.Tensor, r_d: torch.Tensor | None) -> torch.Tensor:
-        """The generator's hinge loss on (already augmented) generated images img."""
-        D = self.tr.nets.discriminator
-        return losses.g_hinge(D.logits(D.features(img), t, r_d).float())
+    def batch(self, idx: torch.Tensor) -> GanBatch:
+        real, t, r = self.condition(idx)
+        return GanBatch(real, t, r, torch.randn(real.shape[0], self.tr.cfg.model.noise_dim, device=self.tr.device))
+
+    def nets(self) -> GanNets:
+        tr = self.tr
+        return GanNets(tr.nets.generator, tr.nets.discriminator, tr.synth_fwd, tr.enc_fwd, tr.d_features_fwd)
 
     def step(self, idx: torch.Tensor) -> dict:
         tr, tc = self.tr, self.tr.cfg.train
-        G, D, E = tr.nets.generator, tr.nets.discriminator, tr.enc_fwd
-        real, t, r = self.condition(idx)
-        t_wrong = t.roll(1, dims=0)  # another image's caption
-        # model.d_rep: D also sees r (the wrong pair gets the other image's r too); else r is not D's input
-        r_d, r_wrong = (r, r.roll(1, dims=0)) if tr.cfg.model.d_rep else (None, None)
-        z = torch.randn(real.shape[0], tr.cfg.model.noise_dim, device=tr.device)
-        aug = lambda img: diff_augment(img, tc.diffaug)  # noqa: E731 - the image itself when the policy is ""
-        # D step: one conv pass over [real | fake]; the real features are scored with their own caption
-        # and with another image's (matching-aware D). The fake keeps its graph: the D step does not
-        # change G, so the G step below reuses it (with a fresh augmentation) instead of re-running G.
-        with tr.autocast():
-            c, mu, logvar = G.condition(t)
-            fake = tr.synth_fwd(z, c, r)
-            h_real, h_fake = D.features(aug(torch.cat([real, fake.detach()]))).chunk(2)
-            d_real, d_wrong, d_fake = (D.logits(h, tt, rr).float() for h, tt, rr in
-                                       ((h_real, t, r_d), (h_real, t_wrong, r_wrong), (h_fake, t, r_d)))
-        d_loss = losses.d_hinge(d_real, d_wrong, d_fake, tc.mismatch_weight)
-        out = {"gan/d_loss": d_loss, "gan/d_real": d_real.mean(), "gan/d_fake": d_fake.mean(),
-               "gan/d_wrong": d_wrong.mean()}
-        if tc.r1_gamma > 0 and tr.state["step"] % tc.r1_every == 0:
-            real_r1 = real.detach().requires_grad_(True)  # float32: the double backward stays unscaled
-            r1 = losses.r1_penalty(D.logits(D.features(aug(real_r1)), t, r_d), real_r1)
-            d_loss = d_loss + 0.5 * tc.r1_gamma * tc.r1_every * r1
-            out["gan/r1"] = r1
-        tr.optimizer_step("d", self.opt_d, d_loss, D.parameters())
-        # G step: gradients flow through D and E to the image only (their weights need none)
-        D.requires_grad_(False)
-        with tr.autocast():
-            g_adv = self.adversarial_loss(aug(fake), t, r_d)
-            distill = losses.cosine_distance(E(fake).float(), r)  # what E judges
-        D.requires_grad_(True)
-        kl = losses.kl_normal(mu.float(), logvar.float())
-        g_loss = g_adv + tc.kl_weight * kl + tc.distill_weight * distill
-        tr.optimizer_step("g", self.opt_g, g_loss, G.parameters())
+        opts = {"d": self.opt_d, "g": self.opt_g}
+        out = gan_step(self.nets(), self.batch(idx), tc,
+                       lambda key, loss, params: tr.optimizer_step(key, opts[key], loss, params),
+                       r1_now=tr.state["step"] % tc.r1_every == 0, d_rep=tr.cfg.model.d_rep, autocast=tr.autocast)
         self.update_ema()
-        out.update({"gan/g_adv": g_adv, "gan/kl": kl, "gan/distill": distill})
         return out
 
     @torch.no_grad()

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.config import to_dict
+from core.config import AMP_MODES, to_dict
 from core.io import CheckpointError, rng_state, save_checkpoint, set_rng_state
 from core.runtime import reuse_freed_memory
 from data_utils.dataset import FlowerData, ImageSet
@@ -30,6 +30,19 @@ from .gan_stage import GanStage
 from .progress import TrainingProgress
 from .schedule import FROZEN_IN_GAN, describe, phase_epochs
 from .validation import fixed_inputs, sample_grid, validate
+
+
+def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """train.amp -> the autocast dtype of the training steps (None: float32). "auto": bf16 on GPUs with fast
+    bf16 (compute capability >= 8), fp16 (with gradient scaling) on older ones such as the T4, float32 on the
+    CPU. ValueError naming the value otherwise."""
+    if amp not in AMP_MODES:
+        raise ValueError(f"train.amp must be one of {', '.join(AMP_MODES)}, got {amp!r}")
+    if amp == "auto":
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.get_device_capability(device)[0] >= 8 else torch.float16
+    return {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
 
 
 class NonFiniteLoss(RuntimeError):
@@ -49,21 +62,24 @@ class Trainer:
         self.nets = build_networks(cfg.model, len(data.vocab)).to(device)  # identical on every process
         if world > 1:
             torch.manual_seed(tc.seed + 1000 * rank)  # but each process draws its own noise and crops
-        if tc.amp not in ("off", "bf16", "fp16"):
-            raise ValueError(f"train.amp must be off, bf16 or fp16, got {tc.amp!r}")
-        self.amp_dtype = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[tc.amp]
+        self.amp_dtype = amp_dtype(tc.amp, device)
         # fp16 needs loss scaling (one scaler per optimizer: they step at different times); bf16 does not
-        self.scalers = {k: torch.amp.GradScaler(device.type, enabled=tc.amp == "fp16") for k in ("enc", "g", "d")}
+        self.scalers = {k: torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
+                        for k in ("enc", "g", "d")}
         self.images = data.train.images.to(device)
         self.gan = GanStage(self)  # its EMA copy of G keeps the default memory layout
         if tc.channels_last:
             for _, m in self.nets.items():
                 m.to(memory_format=torch.channels_last)
-        # The conv-heavy forward passes of the training steps, optionally compiled (train.compile). D stays
-        # eager: the R1 penalty's double backward is not supported through compiled graphs.
+        # The conv-heavy forward passes of the training steps, optionally compiled (train.compile; on CUDA with
+        # mode "reduce-overhead": CUDA graphs, so that small batches are not bound by kernel launches). The R1
+        # penalty runs D eagerly: its double backward is not supported through compiled graphs.
         self.enc_fwd, self.synth_fwd = self.nets.encoder, self.nets.generator.synthesize
+        self.d_features_fwd = self.nets.discriminator.features
         if tc.compile:
-            self.enc_fwd, self.synth_fwd = torch.compile(self.enc_fwd), torch.compile(self.synth_fwd)
+            mode = "reduce-overhead" if device.type == "cuda" else None
+            self.enc_fwd, self.synth_fwd, self.d_features_fwd = (
+                torch.compile(f, mode=mode) for f in (self.enc_fwd, self.synth_fwd, self.d_features_fwd))
         self.encoder = EncoderStage(self)
         self.epochs = phase_epochs(tc.encoder_epochs, tc.gan_epochs)
         self.state = {"stage": "encoder", "stage_epoch": 0, "epoch": 0, "step": 0, "step_in_epoch": 0,
