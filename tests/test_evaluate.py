@@ -91,6 +91,7 @@ def test_table_shows_unavailable_with_reason_not_a_number():
     rows = {r[0]: r for r in table_rows(report)}
     assert rows["encoder kNN top-1, all (25 classes)"][1:3] == ("0.500", "colour hist / random CNN: 0.400 / 0.300")
     assert rows["encoder kNN top-1, train (? classes)"][1] == "n/a (too few)"
+    assert not [k for k in rows if k.startswith("encoder linear probe, train")]  # one n/a row per reason, not four
     assert rows["evaluator held-out accuracy (train classes)"][1].startswith("n/a (the evaluator needs")
     assert rows["KID, evaluator space (test classes)"][1] == "n/a (no evaluation network)"
     assert "real floor 0.0020" in rows["KID, encoder space (test classes)"][2]
@@ -102,14 +103,16 @@ def test_table_shows_unavailable_with_reason_not_a_number():
     report["generation"]["recognised_by_judge"] = {"unavailable": "DataError: no cache"}
     rows = {r[0]: r for r in table_rows(report)}
     judged = rows["recognised by the judge among all / run / own classes, test-class captions"]
-    assert judged[1] == "n/a (DataError: no cache)"
+    assert judged[1:3] == ("n/a (DataError: no cache)", "")
+    assert len([r for r in table_rows(report) if "judge" in r[0]]) == 1  # the reason once, not in every cell
+    assert len([r for r in headline_rows(report) if "judge" in r[0]]) == 1
     report["generation"]["recognised_by_judge"] = {"test_captions": {
         "value": {"all": 0.035, "run": 0.095, "own": 0.58},
         "real_reference": {"all": 0.714, "run": 0.804, "own": 0.893},
         "chance": {"all": 1 / 102, "run": 0.04, "own": 0.2}, "n": 200, "n_real": 56}}
     judged = {r[0]: r for r in table_rows(report)}[
-        "recognised by the judge among all / run / own classes, test-class captions (n=200)"]
-    assert judged[1:3] == ("0.035 / 0.095 / 0.580",
+        "recognised by the judge among all / run / own classes, test-class captions"]
+    assert judged[1:3] == ("0.035 / 0.095 / 0.580 (n=200)",
                            "real held-out 0.714 / 0.804 / 0.893 (n=56), chance 0.010 / 0.040 / 0.200")
     assert fmt(None) == "n/a" and fmt(1e-5) == "1.00e-05"
     assert fmt(1234567) == "1,234,567" and fmt([0.0442, 0.0081], 4) == "0.0442 ± 0.0081"
@@ -145,6 +148,51 @@ def test_headline_rows_pick_the_numbers_and_their_references():
     rows = {r[0]: r[1:] for r in headline_rows(report)}
     assert rows["source encoder kNN top-1, all 30 / 4 unseen classes"][1].endswith("chance 0.033 / 0.250")
     assert "judge: right class among the 4 unseen, unseen captions" in rows
+
+
+def test_a_registered_metric_reaches_both_tables_and_the_summary():
+    """Adding a metric is one function plus its registration: its rows show in the tables, its key (with its goal)
+    in the run summary, and it runs with the others (the registry's docstring shows the same)."""
+    from evaluation.registry import METRICS, ROWS, Row, register_metric, run_metrics
+    from evaluation.report import summary_goals, summary_values
+    before = len(ROWS)
+    keys = set(summary_values({}))
+    try:
+        @register_metric("sharpness", rows=[
+            Row("sharpness of the generated images", "{generation.sharpness.value}",
+                reference="real photos {generation.sharpness.real_reference}", good="higher; close to real",
+                needs="generation.sharpness"),
+            Row("sharpness (Laplacian variance)", "{generation.sharpness.value}",
+                reference="real photos {generation.sharpness.real_reference}", headline=10,
+                keys={"eval/sharpness": "generation.sharpness.value"}, goal="max")])
+        def sharpness(ctx) -> dict:
+            return {"sharpness": {"value": ctx, "real_reference": 0.7}}
+
+        report, _ = run_metrics(0.5, ("generation",), names=["sharpness"])
+        assert report == {"generation": {"sharpness": {"value": 0.5, "real_reference": 0.7}}}
+        assert ("sharpness of the generated images", "0.500", "real photos 0.700", "higher; close to real") \
+            in table_rows(report)
+        assert headline_rows(report)[-1] == ("sharpness (Laplacian variance)", "0.500", "real photos 0.700")
+        assert summary_values(report)["eval/sharpness"] == 0.5 and summary_values({})["eval/sharpness"] is None
+        assert summary_goals()["eval/sharpness"] == "max"
+        assert not [r for r in table_rows({}) if r[0].startswith("sharpness")]  # absent from older reports
+        with pytest.raises(ValueError, match="registered twice"):
+            register_metric("sharpness")(sharpness)
+    finally:
+        METRICS.pop("sharpness", None)
+        del ROWS[before:]
+    assert set(summary_values({})) == keys
+
+
+def test_summary_keys_are_the_same_in_every_run_with_their_goals():
+    from evaluation.report import summary_goals, summary_values
+    empty, judged_off = summary_values({}), summary_values({"generation": {
+        "recognised_by_judge": {"unavailable": "skipped (eval.judge=false)"}, "kid_evaluator": {"value": 0.08}}})
+    assert set(empty) == set(judged_off) and all(v is None for v in empty.values())
+    assert judged_off["eval/kid"] == 0.08 and judged_off["eval/judge_test_all"] is None
+    goals = summary_goals()
+    assert goals["eval/kid"] == goals["eval/ms_ssim"] == "min" and goals["eval/knn_all"] == "max"
+    assert "eval/grid_contrast" in empty and "eval/grid_contrast" not in goals  # good is ~ 1, not a direction
 
 
 @pytest.fixture(scope="module")
