@@ -37,7 +37,7 @@ test: setup
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadscope
 
 benchmark: data
-	$(BIN)/python benchmarks/run.py --json runs/benchmark.json
+	$(BIN)/python benchmarks/run.py --config $(or $(CONFIG),$$($(BIN)/python -m app.experiment)) --json runs/benchmark.json
 
 clean:
 	rm -rf runs/ .pytest_cache

@@ -20,7 +20,17 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 TORCH_PACKAGES = ("torch", "torchvision")
-TRAIN_CONFIG = "experiments/quick.yaml"  # what a runtime without any run trains before the analysis
+# what a runtime without any run trains before the analysis: the GPU protocol where torch sees CUDA (within the
+# hour of one Colab GPU), else the few-minute quick experiment
+TRAIN_CONFIG_GPU, TRAIN_CONFIG = "experiments/default.yaml", "experiments/quick.yaml"
+
+
+def train_config(cuda_available: bool | None = None) -> str:
+    """The experiment `best_or_train` trains when there is no run: default.yaml with a GPU, quick.yaml without."""
+    if cuda_available is None:
+        import torch
+        cuda_available = torch.cuda.is_available()
+    return TRAIN_CONFIG_GPU if cuda_available else TRAIN_CONFIG
 
 
 def requirement_name(line: str) -> str | None:
@@ -94,8 +104,9 @@ def can_train_into(source: str | Path) -> bool:
 def best_or_train(source: str | Path, config: str | None = None, extra: str | Sequence[str] | None = None,
                   log=print) -> dict:
     """`tracking.best_run.best_run(source)`; when `source` is a local folder (or does not exist yet) without a
-    finished run, first trains `config` into it (default `experiments/quick.yaml`, or the environment variable
-    ANALYSIS_TRAIN_CONFIG; ANALYSIS_TRAIN_ARGS adds flags), printing the run's log lines as they come.
+    finished run, first trains `config` into it (default `train_config()`: experiments/default.yaml with a GPU,
+    experiments/quick.yaml without; or the environment variable ANALYSIS_TRAIN_CONFIG; ANALYSIS_TRAIN_ARGS adds
+    flags), printing the run's log lines as they come.
     Any other source (a W&B sweep path, a summary.json) goes to best_run as it is."""
     from tracking.best_run import BestRunError, best_run
     if not can_train_into(source):
@@ -104,7 +115,7 @@ def best_or_train(source: str | Path, config: str | None = None, extra: str | Se
         return best_run(source)
     except BestRunError as e:
         reason = str(e)
-    config = config or os.environ.get("ANALYSIS_TRAIN_CONFIG") or TRAIN_CONFIG
+    config = config or os.environ.get("ANALYSIS_TRAIN_CONFIG") or train_config()
     extra = os.environ.get("ANALYSIS_TRAIN_ARGS", "") if extra is None else extra
     cmd = train_command(source, config, extra)
     log(f"no finished run to analyse ({reason}); training {config} first:\n  {shlex.join(cmd[1:])}")

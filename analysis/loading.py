@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from core import files
 from data_utils.classes import CLASS_NAMES, class_name  # noqa: F401 - re-exported for the notebook
@@ -124,16 +125,42 @@ def pick_test_captions(test_set, per_class: int = 5, seed: int = 0) -> list[dict
     return picks
 
 
-def generate_for_picks(nets, cfg, test_set, picks: list[dict], device, seed: int = 0):
-    """One text-only image per picked caption (`models.inference.generate_from_tokens`, its own noise
-    each, scaled by the run's eval.truncation) -> uint8 array (len(picks), 64, 64, 3)."""
-    from models.inference import generate_from_tokens, sample_noise
+ROUTES = ("text", "photo")  # the two test-time routes: caption alone; the caption's own photo + the caption
+
+
+def generate_for_picks(nets, cfg, test_set, picks: list[dict], device, seed: int = 0, route: str = "text"):
+    """One image per picked caption (`models.inference.generate_from_tokens`, its own noise each, scaled by the
+    run's eval.truncation) -> uint8 array (len(picks), 64, 64, 3). route "text": G gets the text prior's guess
+    r = P(T(caption)), no image; "photo": G gets the source encoder's r of the photo the caption was written for
+    (a test-class photo the model never saw) with that caption."""
+    from models.inference import embed_images, generate_from_tokens, sample_noise
+    if route not in ROUTES:
+        raise ValueError(f"route must be one of {ROUTES}, got {route!r}")
     idx = [p["image"] for p in picks]
     slots = [p["slot"] for p in picks]
     tokens, lengths = test_set.tokens[idx, slots], test_set.lengths[idx, slots]
     z = sample_noise(len(picks), 1, cfg.model.noise_dim, seed=seed, truncation=cfg.eval.truncation)
-    out = generate_from_tokens(nets.text_encoder, nets.generator, tokens, lengths, z, device, per_caption_noise=True)
+    rep = None
+    if route == "photo":
+        rep = torch.from_numpy(embed_images(nets.encoder, test_set.images[idx], cfg.data.image_size, device))
+    out = generate_from_tokens(nets.text_encoder, nets.generator, tokens, lengths, z, device, per_caption_noise=True,
+                               rep=rep)
     return to_hwc_uint8(out[:, 0])
+
+
+def judge_score(images_hwc, labels, cfg, device="cpu", classes=None) -> dict:
+    """How often the judge (evaluation/judge.py, kept beside the data cache) names each image's class, among
+    `classes` (e.g. the 5 unseen ones) -> {"score", "n", "chance"}; {"unavailable": why} when the cache has no
+    judge yet (the run's evaluation trains it once per cache)."""
+    from evaluation.judge import judge_path, load_judge
+    if not judge_path(Path(cfg.data.cache)).is_file():
+        return {"unavailable": f"no judge beside {cfg.data.cache} yet (`python -m app.evaluate --run` trains it)"}
+    from evaluation.judge import recognition_rates
+    judge, _, _ = load_judge(Path(cfg.data.cache), device=device, log=lambda *a: None)
+    x = torch.from_numpy(np.ascontiguousarray(np.asarray(images_hwc).transpose(0, 3, 1, 2)))  # uint8 (N, 3, H, W)
+    cands = list(judge.classes if classes is None else classes)
+    rate = recognition_rates(judge.logits(x), judge.classes, np.asarray(labels), {"score": cands})["score"]
+    return {"score": rate, "n": int(len(labels)), "chance": 1 / len(cands)}
 
 
 def real_images(image_set, idx, size: int = 64):

@@ -212,3 +212,33 @@ def time_once_costs(b: Bench, final_eval: bool) -> dict:
             lambda: evaluate(tr.nets, b.data, b.cfg, run / "eval", dev, log=_quiet), dev)
     b.phases.end("evaluation")
     return once
+
+
+def count_step_flops(b: Bench) -> dict:
+    """FLOPs per image of one training step of each stage (forward + backward of every network the step runs,
+    torch.utils.flop_counter: convolutions and matrix products, which are nearly all of it) and of each network's
+    forward pass; the encoder step at batch B, the GAN step at the GAN batch. Counted on the real step, so
+    whatever the step computes (R1 every r1_every steps: counted at its average share) is in it."""
+    from torch.utils.flop_counter import FlopCounterMode
+    tr = b.tr
+
+    def flops(fn) -> int:
+        with FlopCounterMode(display=False) as fc:
+            fn()
+        return fc.get_total_flops()
+
+    out = {}
+    tr.nets.text_encoder.train().requires_grad_(True)
+    tr.nets.encoder.train().requires_grad_(True)
+    tr.state.update(stage="encoder", step=1)
+    out["encoder_step_per_image"] = flops(lambda: tr.encoder.step(b.batch_idx())) / b.B
+    tr.set_stage_modes("gan")
+    every = b.cfg.train.r1_every if b.cfg.train.r1_gamma > 0 else 1
+    total = 0
+    for k in range(every):  # one whole R1 period: the lazy penalty at its average share
+        tr.state.update(stage="gan", step=k)
+        total += flops(lambda: tr.gan.step(b.batch_idx(b.GB)))
+    out["gan_step_per_image"] = total / every / b.GB
+    with torch.no_grad():
+        out["forward_per_image"] = {name: flops(fwd) / b.B for name, (_, fwd) in _network_calls(b).items()}
+    return out

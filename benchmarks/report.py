@@ -51,4 +51,11 @@ def print_report(res: dict) -> None:
               f"{pr['final_evaluation_s'] / 60:.1f} + data {pr['data_loading_s'] / 60:.1f} min "
               f"({pr['encoder_epochs']} epochs x {pr['steps_per_epoch']} steps of {pr['batch_size']} + "
               f"{pr['gan_epochs']} GAN x {pr['gan_steps_per_epoch']} of {pr['gan_batch_size']})")
+    fl = res["flops"]
+    t4 = fl["t4_projected_training_minutes"]
+    con.print(f"FLOPs per image: encoder step {fl['encoder_step_per_image'] / 1e9:.2f} G, GAN step "
+              f"{fl['gan_step_per_image'] / 1e9:.2f} G; whole training {fl['total_training'] / 1e15:.3f} PFLOP; "
+              f"reached {fl['achieved_tflops']['gan_step']:.3f} TFLOP/s in the GAN step"
+              + (f"; one T4, projected from this GPU by the peaks' ratio (a lower bound): {t4:.0f} min of training"
+                 if t4 is not None else ""))
     con.print(f"benchmark took {res['benchmark_seconds']:.0f} s")

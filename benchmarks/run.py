@@ -10,6 +10,8 @@ Measures, at the config's batch size (64) and resolution (64x64):
   - images/s of forward+backward (and forward alone) of each network;
   - the data pipeline per batch (uint8 crop/flip + caption sampling from memory);
   - peak memory (CPU max RSS; CUDA max allocated when on a GPU);
+  - FLOPs per image of each training step and network, of the config's whole training, the FLOP rate reached,
+    and on a GPU a rough projection of the training time on one T4 (by the ratio of tensor-core peaks);
   - the cost of validation, sample grids, checkpoints and the final evaluation, and from all of these the
     projected wall time of the config (experiments/default.yaml: 100 encoder + 100 GAN epochs);
   - the reference pipeline (benchmarks/reference.py: the base repo's GAN-CLS step with per-item JPEG
@@ -185,7 +187,43 @@ def run_benchmark(cfg, device: torch.device, s: dict, jpg_dir: Path, tmp: Path, 
     once = measure.time_once_costs(b, final_eval)
     ref = time_reference(b, jpg_dir)
     projection = project(b, gan_key, once, config_name)
-    return assemble_results(b, machine, networks, data_ms, ref, projection, quick, t_start)
+    flops = training_flops(b, measure.count_step_flops(b), gan_key, projection)
+    return assemble_results(b, machine, networks, data_ms, ref, projection, flops, quick, t_start)
+
+
+# Dense fp16/bf16 tensor-core peaks (TFLOP/s, vendor data sheets) of the GPUs a projection may start from.
+GPU_PEAK_TFLOPS = {"T4": 65.0, "L4": 121.0, "A10": 125.0, "A100": 312.0, "H100": 989.0, "H200": 989.0}
+T4_PEAK_TFLOPS = GPU_PEAK_TFLOPS["T4"]
+
+
+def gpu_peak_tflops(name: str) -> float | None:
+    """The table's peak for a CUDA device name ("NVIDIA H100 80GB HBM3" -> H100), None when unknown."""
+    for key in sorted(GPU_PEAK_TFLOPS, key=len, reverse=True):
+        if key in name.upper():
+            return GPU_PEAK_TFLOPS[key]
+    return None
+
+
+def training_flops(b: measure.Bench, per_image: dict, gan_key: str, projection: dict) -> dict:
+    """FLOPs of the config's training (each stage's FLOPs per image x the images its epochs show), the FLOP
+    rate the steps reached here, and on a GPU a rough projection to one T4: the measured training time scaled by
+    the ratio of the two GPUs' tensor-core peaks. It assumes the same share of peak on the T4, which small
+    batches on a fast GPU (bound by kernel launches) understate, so it is a lower bound, not a measurement."""
+    tc, tr = b.cfg.train, b.tr
+    enc_images = tc.encoder_epochs * tr.encoder.steps_per_epoch * tr.encoder.bs
+    gan_images = tc.gan_epochs * tr.gan.steps_per_epoch * b.GB
+    out = {**per_image, "encoder_training": enc_images * per_image["encoder_step_per_image"],
+           "gan_training": gan_images * per_image["gan_step_per_image"],
+           "achieved_tflops": {"encoder_step": per_image["encoder_step_per_image"] * b.ips["encoder_step"] / 1e12,
+                               "gan_step": per_image["gan_step_per_image"] * b.ips[gan_key] / 1e12}}
+    out["total_training"] = out["encoder_training"] + out["gan_training"]
+    out["t4_projected_training_minutes"] = None
+    if b.device.type == "cuda":
+        peak = gpu_peak_tflops(torch.cuda.get_device_name(b.device))
+        if peak is not None:
+            train_s = projection["encoder_training_s"] + projection["gan_training_s"]
+            out["t4_projected_training_minutes"] = train_s * peak / T4_PEAK_TFLOPS / 60
+    return out
 
 
 def time_reference(b: measure.Bench, jpg_dir: Path) -> dict:
@@ -235,7 +273,7 @@ def project(b: measure.Bench, gan_key: str, once: dict, config_name: str) -> dic
 
 
 def assemble_results(b: measure.Bench, machine: dict, networks: dict, data_ms: float, ref: dict,
-                     projection: dict, quick: bool, t_start: float) -> dict:
+                     projection: dict, flops: dict, quick: bool, t_start: float) -> dict:
     """The results dict (the --json file's content); the machine's load average at the end goes in last."""
     ph = b.phases
     results = {
@@ -255,6 +293,7 @@ def assemble_results(b: measure.Bench, machine: dict, networks: dict, data_ms: f
         "speedup_vs_reference": b.ips["gan_step"] / ref["images_per_second"],
         "projected_default_minutes": projection["total_s"] / 60,
         "projection": projection,
+        "flops": flops,
         "reference": ref,
         "data": {"cache": display_path(Path(b.cfg.data.cache)), **b.data.split_record()},
         "benchmark_seconds": time.perf_counter() - t_start,

@@ -108,7 +108,24 @@ def test_quick_benchmark_writes_json(mini_root: Path, mini_cache: Path, tmp_path
     assert math.isclose(pr["gan_training_s"], pr["gan_epochs"] * pr["gan_steps_per_epoch"] * gb
                         / ips["gan_step_at_gan_batch"], rel_tol=1e-9)
     assert "train.gan_batch_size" in r.stdout
+
+    fl = res["flops"]  # counted on the real steps: the GAN step runs G, D (three times) and E, so it costs more
+    for key in ("encoder_step_per_image", "gan_step_per_image", "total_training"):
+        _positive_finite(fl[key], f"flops.{key}")
+    fwd = fl["forward_per_image"]
+    assert fl["gan_step_per_image"] > 2 * (fwd["generator"] + fwd["discriminator"] + fwd["encoder"])
+    assert math.isclose(fl["total_training"], fl["encoder_training"] + fl["gan_training"], rel_tol=1e-12)
+    assert math.isclose(fl["gan_training"], pr["gan_epochs"] * pr["gan_steps_per_epoch"] * gb
+                        * fl["gan_step_per_image"], rel_tol=1e-9)
+    assert fl["t4_projected_training_minutes"] is None  # a CPU run projects nothing to a GPU
+    assert "FLOPs per image" in r.stdout
     assert str(REPO) not in out.read_text()  # no absolute paths of this machine in the results
+
+
+def test_gpu_peak_table_reads_device_names():
+    from benchmarks.run import gpu_peak_tflops
+    assert gpu_peak_tflops("NVIDIA H100 80GB HBM3") == 989.0 and gpu_peak_tflops("Tesla T4") == 65.0
+    assert gpu_peak_tflops("NVIDIA H200") == 989.0 and gpu_peak_tflops("Quadro P1000") is None
 
 
 def test_encoder_variants_scores_each_variant_and_reports_a_broken_one(mini_cache, tmp_path):

@@ -1,0 +1,164 @@
+"""The scaling study: GAN quality against compute, generator steps and size, at a fixed number of passes.
+
+    python -m analysis.scaling runs/sc-* --out docs/figures/scaling.png --table
+
+Each run is a GAN stage on the same encoders (`--train.encoders_from`), differing in the generator and
+discriminator size (model.arch, model.g_ratio, model.g_width, model.d_width) and the GAN batch. For each run: its
+networks' sizes, generator steps, images shown, the FLOPs of one GAN step per image (counted on `gan_step` with
+random inputs of the run's shapes, over one lazy-R1 period), the compute of its GAN stage, and its evaluation
+(eval/metrics.json: KID in the evaluator's space, the judge among the 5 unseen classes and among all 102 for
+held-out seen-class captions, the same-caption MS-SSIM). The figure plots KID and the judge against compute and
+against generator steps, one marker per run (colour: size, marker: batch).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+FIGURE_METRICS = (("kid", "KID, evaluator space (lower is better)"),
+                  ("judge_unseen5", "judge: right class among the 5 unseen (higher is better)"))
+
+
+def gan_step_flops(cfg, vocab_size: int = 1000) -> float:
+    """FLOPs per image of one GAN step (D step + G step, training.gan_stage.gan_step) of `cfg`'s networks at its
+    GAN batch, averaged over one lazy-R1 period; counted with torch.utils.flop_counter on random inputs."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from models.build import build_networks
+    from training.gan_stage import GanBatch, GanNets, gan_step
+
+    mc, tc = cfg.model, cfg.train
+    torch.manual_seed(0)
+    nets = build_networks(mc, vocab_size)
+    E = nets.encoder.eval().requires_grad_(False)
+    G, D = nets.generator.train(), nets.discriminator.train()
+    b = tc.gan_batch_size or tc.batch_size
+    size = cfg.data.image_size
+    batch = GanBatch(torch.rand(b, 3, size, size) * 2 - 1, torch.randn(b, mc.text_dim), torch.randn(b, mc.embed_dim),
+                     torch.randn(b, mc.noise_dim))
+    every = tc.r1_every if tc.r1_gamma > 0 else 1
+    total = 0
+    for k in range(every):
+        with FlopCounterMode(display=False) as fc:
+            gan_step(GanNets(G, D, G.synthesize, E, D.features), batch, tc,
+                     lambda key, loss, params: loss.backward(), r1_now=k == 0, d_rep=mc.d_rep)
+        total += fc.get_total_flops()
+    return total / every / b
+
+
+def _get(d: dict, dotted: str):
+    for k in dotted.split("."):
+        if not isinstance(d, dict) or k not in d:
+            return None
+        d = d[k]
+    return d
+
+
+def run_row(run_dir: Path) -> dict:
+    """One run's sizes, steps, compute and metrics (None where the run has no evaluation yet)."""
+    from core.config import from_dict
+    from models.build import build_networks, count_params
+    cfg = from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
+    split = json.loads((run_dir / "split.json").read_text())
+    summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
+    m = json.loads((run_dir / "eval" / "metrics.json").read_text()) if (run_dir / "eval" / "metrics.json").is_file() \
+        else {}
+    nets = build_networks(cfg.model, split["vocab_size"])
+    tc = cfg.train
+    bs = min(tc.gan_batch_size or tc.batch_size, split["n_train"])
+    steps = tc.gan_epochs * max(1, split["n_train"] // bs)
+    flops = gan_step_flops(cfg, split["vocab_size"])
+    gen = "generation.recognised_by_judge"
+    return {
+        "run": run_dir.name, "arch": cfg.model.arch, "g_params": count_params(nets.generator),
+        "d_params": count_params(nets.discriminator), "batch": bs, "gan_epochs": tc.gan_epochs, "g_steps": steps,
+        "gan_images": steps * bs, "gflops_per_image": flops / 1e9, "pflops": flops * steps * bs / 1e15,
+        "status": summary.get("status"), "train_minutes": (summary.get("train_seconds") or 0) / 60 or None,
+        "kid": _get(m, "generation.kid_evaluator.value"), "kid_std": _get(m, "generation.kid_evaluator.std"),
+        "judge_unseen5": _get(m, f"{gen}.test_captions.value.own"),
+        "judge_unseen5_photo": _get(m, f"{gen}.test_captions_own_photo_representation.value.own"),
+        "judge_seen102": _get(m, f"{gen}.train_captions.value.all"),
+        "ms_ssim": _get(m, "generation.ms_ssim_same_caption.value"),
+        "class_consistency": _get(m, "generation.class_consistency_evaluator_knn"),
+    }
+
+
+def markdown_table(rows: list[dict]) -> str:
+    cols = [("run", "run", "{}"), ("G params", "g_params", "{:,}"), ("D params", "d_params", "{:,}"),
+            ("batch", "batch", "{}"), ("G steps", "g_steps", "{:,}"), ("GFLOP / image", "gflops_per_image", "{:.2f}"),
+            ("PFLOP", "pflops", "{:.3f}"), ("KID", "kid", "{:.4f}"), ("judge, 5 unseen", "judge_unseen5", "{:.3f}"),
+            ("same, photo route", "judge_unseen5_photo", "{:.3f}"),
+            ("judge, seen among 102", "judge_seen102", "{:.3f}"), ("MS-SSIM", "ms_ssim", "{:.3f}"),
+            ("minutes", "train_minutes", "{:.0f}")]
+    lines = ["| " + " | ".join(c[0] for c in cols) + " |", "|" + " --- |" * len(cols)]
+    for r in rows:
+        lines.append("| " + " | ".join("—" if r[k] is None else f.format(r[k]) for _, k, f in cols) + " |")
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict], out: Path) -> Path:
+    """KID and the judge against GAN compute (PFLOP, log) and against generator steps (log); colour: generator
+    size, marker: batch; a line joins the two batches of one size."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rows = [r for r in rows if r["kid"] is not None]
+    sizes = sorted({(r["arch"], r["g_params"]) for r in rows}, key=lambda s: s[1])
+    colours = plt.get_cmap("viridis")([i / max(1, len(sizes) - 1) * 0.85 for i in range(len(sizes))])
+    markers = {8: "o", 32: "s"}
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8), layout="constrained")
+    for col, (x_key, x_label) in enumerate((("pflops", "GAN-stage compute, PFLOP (log)"),
+                                            ("g_steps", "generator steps (log)"))):
+        for row, (y_key, y_label) in enumerate(FIGURE_METRICS):
+            ax = axes[row, col]
+            for (arch, g), colour in zip(sizes, colours):
+                pts = sorted((r for r in rows if (r["arch"], r["g_params"]) == (arch, g) and r[y_key] is not None),
+                             key=lambda r: r[x_key])
+                if not pts:
+                    continue
+                ax.plot([r[x_key] for r in pts], [r[y_key] for r in pts], "-", color=colour, alpha=0.5)
+                for r in pts:
+                    ax.errorbar(r[x_key], r[y_key], yerr=r["kid_std"] if y_key == "kid" else None,
+                                marker=markers.get(r["batch"], "^"), color=colour, ms=8, capsize=3,
+                                label=f"{arch} G {g / 1e6:.2f} M, batch {r['batch']}")
+            ax.set_xscale("log")
+            ax.set_xlabel(x_label)
+            ax.set_ylabel(y_label)
+            ax.grid(alpha=0.3)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right center", fontsize=8)
+    fig.suptitle("GAN stage at fixed passes, on one set of encoders: size and batch")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("runs", nargs="+", help="run folders of the study")
+    p.add_argument("--out", default="docs/figures/scaling.png", help="the figure")
+    p.add_argument("--json", help="also write the rows to this file")
+    p.add_argument("--table", action="store_true", help="print the rows as a markdown table")
+    args = p.parse_args(argv)
+    dirs = [Path(r) for r in args.runs]
+    missing = [str(d) for d in dirs if not (d / "config.yaml").is_file()]
+    if missing:
+        print(f"error: not a run folder (no config.yaml): {', '.join(missing)}", file=sys.stderr)
+        return 2
+    rows = [run_row(d) for d in dirs]
+    print(f"figure: {plot(rows, Path(args.out))}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
+    if args.table:
+        print(markdown_table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""The scaling study's helpers (analysis/scaling.py): FLOPs of a GAN step, the table and the figure."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from analysis.scaling import gan_step_flops, markdown_table, plot
+from core.config import build_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _cfg(**overrides):
+    return build_config(str(REPO / "experiments" / "tiny.yaml"), {"train.device": "cpu", **overrides})
+
+
+def test_gan_step_flops_per_image_grow_with_the_networks_not_the_batch():
+    small = gan_step_flops(_cfg(**{"model.arch": "resnet", "train.gan_batch_size": 4}), vocab_size=50)
+    same = gan_step_flops(_cfg(**{"model.arch": "resnet", "train.gan_batch_size": 8}), vocab_size=50)
+    big = gan_step_flops(_cfg(**{"model.arch": "resnet", "train.gan_batch_size": 4, "model.g_ratio": 2.0}),
+                         vocab_size=50)
+    assert small > 0 and same == pytest.approx(small, rel=0.02)  # per image: the batch does not matter
+    assert big > 1.3 * small  # a generator with 4x the parameters costs more per image
+
+
+def test_table_and_figure(tmp_path):
+    rows = [dict(run=f"r{i}", arch="resnet", g_params=g, d_params=1000, batch=b, g_steps=s, gan_images=s * b,
+                 gflops_per_image=1.0, pflops=p, status="finished", train_minutes=3.0, kid=k, kid_std=0.01,
+                 judge_unseen5=0.5, judge_unseen5_photo=None, judge_seen102=0.4, ms_ssim=0.1, class_consistency=0.7)
+            for i, (g, b, s, p, k) in enumerate([(10**6, 8, 400, 0.1, 0.08), (10**6, 32, 100, 0.1, 0.09),
+                                                  (4 * 10**6, 8, 400, 0.3, 0.05)])]
+    table = markdown_table(rows).splitlines()
+    assert len(table) == 2 + len(rows) and "| r2 | 4,000,000 |" in table[-1] and "—" in table[-1]
+    out = plot(rows, tmp_path / "fig" / "scaling.png")
+    assert out.is_file() and out.stat().st_size > 10_000
