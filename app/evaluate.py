@@ -4,7 +4,8 @@
 
 Writes runs/<id>/eval/{metrics.json, embeddings.npz, samples.npz, evaluator.pt, figures/} and prints a table
 (metric | value | baseline/floor | what good looks like). Exit code 2, with the file named, for a
-missing/corrupt/foreign checkpoint or missing evaluation data. See evaluation/report.py for every key.
+missing/corrupt/foreign checkpoint, missing evaluation data or an output folder that cannot be written (checked
+before any computing). See evaluation/report.py for every key.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import sys
 from pathlib import Path
 
 from core.config import check_truncation
+from core.files import OutputError, check_writable
 from core.io import BEST_THEN_LAST, CheckpointError, resolve_checkpoint, run_dir_of
 from core.runtime import pick_device
 from data_utils.dataset import load_data
@@ -78,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(cfg.data.cache).is_file():
         return fail(f"{cfg.data.cache}: evaluation data (HDF5 cache) not found; pass --cache PATH or build it "
                     f"with `python -m data_utils.prepare`")
+    try:
+        check_writable(out)  # before any computing
+    except OutputError as e:
+        return fail(str(e))
     try:
         data = load_data(cfg.data, vocab=vocab)
     except (OSError, KeyError, ValueError) as e:

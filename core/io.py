@@ -38,8 +38,11 @@ def load_checkpoint(path: str | Path, map_location="cpu", prefer: tuple[str, ...
     path = resolve_checkpoint(path, prefer)
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # torch raises several types for truncated/foreign files
-        raise CheckpointError(f"{path}: cannot load checkpoint ({e})") from None
+    except Exception:  # torch raises several types for truncated/foreign files; its advice to retry with
+        # weights_only=False (run whatever code the file holds) is wrong for a file of unknown origin: not repeated
+        raise CheckpointError(f"{path}: not a readable checkpoint of this project (truncated, corrupt or another "
+                              "kind of file); a run folder keeps two, checkpoints/best.pt and checkpoints/last.pt: "
+                              "use the other one, or train again") from None
     if not isinstance(ckpt, dict) or ckpt.get("version") != CHECKPOINT_VERSION:
         raise CheckpointError(f"{path}: checkpoint version {ckpt.get('version') if isinstance(ckpt, dict) else '?'}, "
                               f"this code reads version {CHECKPOINT_VERSION}")
