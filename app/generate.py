@@ -14,37 +14,57 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
+from PIL import Image
 from torchvision.utils import save_image
 
+from core.files import OutputError, atomic_write, check_writable
 from core.io import CheckpointError
 from core.runtime import pick_device
-from models.inference import generate_captions
+from models.inference import MAX_CAPTIONS, MAX_IMAGES_PER_CAPTION, generate_captions, shorten
+
+
+def _check_out(out: str) -> str:
+    """--out must name an image file PIL can write (by its extension) in a folder that can be written: its image
+    format, else ValueError or OutputError naming it, before the checkpoint is read."""
+    suffix = Path(out).suffix.lower()
+    if Image.registered_extensions().get(suffix) not in Image.SAVE:
+        raise ValueError(f"--out {out}: give an image file name ending in .png or .jpg (got "
+                         f"{repr(suffix) if suffix else 'no extension'})")
+    check_writable(Path(out).parent)
+    return Image.registered_extensions()[suffix]
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m app.generate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="a checkpoint file or a run directory")
-    p.add_argument("--caption", action="append", required=True, help="repeat for several rows")
-    p.add_argument("-n", type=int, default=8, help="images per caption (different noise)")
+    p.add_argument("--caption", action="append", required=True,
+                   help=f"repeat for several rows, at most {MAX_CAPTIONS}")
+    p.add_argument("-n", type=int, default=8,
+                   help=f"images per caption (different noise), at most {MAX_IMAGES_PER_CAPTION}")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--truncation", type=float, default=None, metavar="PSI",
                    help="noise scale in [0, 1]: lower = more faithful, less varied (default: the run's eval.truncation)")
     p.add_argument("--out", default="generated.png")
     args = p.parse_args(argv)
-    if args.n < 1:
-        print(f"error: -n must be at least 1 (images per caption), got {args.n}", file=sys.stderr)
+    if not 1 <= args.n <= MAX_IMAGES_PER_CAPTION:
+        print(f"error: -n must be at least 1 (images per caption), got {args.n}" if args.n < 1 else
+              f"error: -n {args.n}: at most {MAX_IMAGES_PER_CAPTION} images per caption (one grid row each); draw "
+              "more with other --seed values", file=sys.stderr)
         return 2
     try:
+        fmt = _check_out(args.out)
         imgs = generate_captions(args.checkpoint, args.caption, args.n, args.seed, pick_device("auto"),
                                  args.truncation, log=print)
-    except (ValueError, CheckpointError) as e:
+    except (ValueError, CheckpointError, OutputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    save_image(imgs.flatten(0, 1), args.out, nrow=args.n, normalize=True, value_range=(-1, 1))
+    atomic_write(args.out, lambda tmp: save_image(imgs.flatten(0, 1), tmp, format=fmt, nrow=args.n, normalize=True,
+                                                  value_range=(-1, 1)))
     for i, c in enumerate(args.caption):
-        print(f"row {i}: {c}")
+        print(f"row {i}: {shorten(c)}")
     print(args.out)
     return 0
 

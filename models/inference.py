@@ -104,13 +104,26 @@ def embed_all_images(encoder, data, size: int, device) -> tuple[np.ndarray, np.n
     return embed_images(encoder, allset.images, size, device), labels, np.isin(labels, data.test_classes)
 
 
+MAX_IMAGES_PER_CAPTION = 64  # generate_captions: one grid row per caption, drawn in batches of at most BATCH images
+MAX_CAPTIONS = 64
+BATCH = 64
+
+
+def shorten(caption: str, words: int = 12) -> str:
+    """A caption as it is echoed in messages: its first `words` words, then how many more there are."""
+    parts = caption.split()
+    return caption if len(parts) <= words else " ".join(parts[:words]) + f" ... (+{len(parts) - words} words)"
+
+
 def caption_notes(vocab, captions: list[str], max_len: int) -> list[list[str]]:
-    """What the text encoder will not see of each caption: unknown words (read as <unk>) and words past max_len."""
+    """What the text encoder will not see of each caption: unknown words (read as <unk>; the first 10 named) and
+    words past max_len."""
     notes = []
     for c in captions:
         row, unknown, n_words = [], vocab.unknown_words(c), len(tokenize(c))
         if unknown:
-            row.append(f"not in the run's vocabulary, read as <unk>: {', '.join(unknown)}")
+            more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+            row.append(f"not in the run's vocabulary, read as <unk>: {', '.join(unknown[:10])}{more}")
         if n_words > max_len:
             row.append(f"cut to its first {max_len} of {n_words} words (data.max_caption_len)")
         notes.append(row)
@@ -122,24 +135,32 @@ def generate_captions(checkpoint, captions: list[str], n: int = 8, seed: int = 0
     """captions -> images (len(captions), n, 3, 64, 64) in [-1, 1]; truncation None = the run's eval.truncation.
 
     A caption of fewer than 2 words, or with no word in the run's vocabulary (the training classes' captions),
-    raises ValueError, as does n < 1; `log`, when given, is called with one line per caption that has unknown or cut
-    words."""
-    if n < 1:
-        raise ValueError(f"n must be at least 1 (images per caption), got {n}")
+    raises ValueError, as do n outside 1..MAX_IMAGES_PER_CAPTION and more than MAX_CAPTIONS captions; the images
+    are drawn in batches of at most BATCH. `log`, when given, is called with one line per caption that has unknown
+    or cut words."""
+    if not 1 <= n <= MAX_IMAGES_PER_CAPTION:
+        raise ValueError(f"n must be at least 1 (images per caption), got {n}" if n < 1 else
+                         f"n = {n} images per caption: at most {MAX_IMAGES_PER_CAPTION} (one grid row each); draw "
+                         "more with other seeds")
+    if len(captions) > MAX_CAPTIONS:
+        raise ValueError(f"{len(captions)} captions: at most {MAX_CAPTIONS} (one grid row each)")
     nets, vocab, cfg, _ = load_models(checkpoint, device)
     tokens, lengths = vocab.encode(captions, cfg.data.max_caption_len)
     empty = [c for c, n_tok in zip(captions, lengths.tolist()) if n_tok == 0]
     if empty:
-        raise ValueError(f"caption(s) with fewer than 2 words cannot be encoded: {empty}")
-    blind = [c for c in captions if all(w not in vocab.stoi for w in tokenize(c))]
+        raise ValueError(f"caption(s) with fewer than 2 words cannot be encoded: {[shorten(c) for c in empty]}")
+    blind = [shorten(c) for c in captions if all(w not in vocab.stoi for w in tokenize(c))]
     if blind:
         n_words = len(vocab) - len(SPECIALS)
         raise ValueError(f"no word of caption(s) {blind} is in the run's vocabulary ({n_words} words from the "
                          "training classes' captions), so the text encoder would see only <unk>")
     if log:
         for i, (c, row) in enumerate(zip(captions, caption_notes(vocab, captions, cfg.data.max_caption_len))):
-            for note in row:
-                log(f"caption {i} ({c!r}): {note}")
+            if row:
+                log(f"caption {i} ({shorten(c)!r}): {'; '.join(row)}")
     psi = cfg.eval.truncation if truncation is None else truncation
     z = sample_noise(n, cfg.model.noise_dim, seed=seed, truncation=psi)
-    return generate_from_tokens(nets.text_encoder, nets.generator, tokens, lengths, z, device)
+    step = max(1, BATCH // n)  # captions per batch: at most BATCH images in one generator call
+    return torch.cat([generate_from_tokens(nets.text_encoder, nets.generator, tokens[i:i + step],
+                                           lengths[i:i + step], z, device).cpu()
+                      for i in range(0, len(captions), step)])
