@@ -193,7 +193,8 @@ def expand_command(config: dict, params: dict, python: str = sys.executable) -> 
 
 
 def preflight(config: dict, extra: list[str]) -> None:
-    """Checks of the driver's own inputs before any trial: program, --config file, extra arguments."""
+    """Checks of the driver's own inputs before any trial: program, --config file, extra arguments, and each
+    parameter's values and range ends against the trial config's limits (core.config.validate)."""
     program = config.get("program")
     if program and not Path(program).is_file():
         raise SweepError(f"program {program!r} not found (relative to the current folder {Path.cwd().name}/)")
@@ -212,3 +213,10 @@ def preflight(config: dict, extra: list[str]) -> None:
             build_config(cfg_file, overrides)
         except ConfigError as e:
             raise SweepError(f"trial arguments: {e}") from None
+        for name, spec in config["parameters"].items():  # every value and range end within the config's limits
+            values = _samples(str(name), spec, config["method"], "sweep")
+            for value in values[:1] + values[-1:] + values[1:-1]:  # a range's ends first
+                try:
+                    build_config(cfg_file, {**overrides, str(name): value})
+                except ConfigError as e:
+                    raise SweepError(f"parameter '{name}' = {value!r} breaks the trial config's limits: {e}") from None
