@@ -1,10 +1,12 @@
-"""Draw flowers from your own captions with a trained run: one row of images per caption.
+"""Draw flowers from your own captions with a trained run: one row of images per caption, the caption under it.
 
     python -m app.generate --checkpoint runs/<id> \\
         --caption "this flower has large pink petals with a yellow center" --caption "..." -n 8
 
 The checkpoint is a file or a run folder (its best.pt, else last.pt). At test time the generator receives noise,
 the caption's text encoding and the text encoder's prior guess of the source representation; no image is needed.
+With `--photo FILE` it receives the source encoder's representation of that photo instead (the second test-time
+route: a photo, e.g. of a flower the model never saw, and a caption).
 Words outside the run's vocabulary are read as <unk> and named; a caption with no known word is refused (exit 2).
 
 `--truncation PSI` (the "truncation trick"): the noise is drawn as PSI * z, z ~ N(0, I), pulling samples
@@ -17,10 +19,10 @@ import sys
 from pathlib import Path
 
 from PIL import Image
-from torchvision.utils import save_image
 
-from core.files import OutputError, atomic_write, check_writable
+from core.files import OutputError, check_writable
 from core.io import CheckpointError
+from core.pictures import captioned_grid, save_picture
 from core.runtime import pick_device
 from models.inference import MAX_CAPTIONS, MAX_IMAGES_PER_CAPTION, generate_captions, shorten
 
@@ -47,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--truncation", type=float, default=None, metavar="PSI",
                    help="noise scale in [0, 1]: lower = more faithful, less varied (default: the run's eval.truncation)")
+    p.add_argument("--photo", metavar="FILE",
+                   help="an image whose source representation replaces the text prior's guess for every caption")
     p.add_argument("--out", default="generated.png")
     args = p.parse_args(argv)
     if not 1 <= args.n <= MAX_IMAGES_PER_CAPTION:
@@ -55,14 +59,13 @@ def main(argv: list[str] | None = None) -> int:
               "more with other --seed values", file=sys.stderr)
         return 2
     try:
-        fmt = _check_out(args.out)
+        _check_out(args.out)
         imgs = generate_captions(args.checkpoint, args.caption, args.n, args.seed, pick_device("auto"),
-                                 args.truncation, log=print)
+                                 args.truncation, log=print, photo=args.photo)
     except (ValueError, CheckpointError, OutputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    atomic_write(args.out, lambda tmp: save_image(imgs.flatten(0, 1), tmp, format=fmt, nrow=args.n, normalize=True,
-                                                  value_range=(-1, 1)))
+    save_picture(captioned_grid(imgs, args.caption), args.out)  # each caption under its row
     for i, c in enumerate(args.caption):
         print(f"row {i}: {shorten(c)}")
     print(args.out)

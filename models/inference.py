@@ -130,9 +130,23 @@ def caption_notes(vocab, captions: list[str], max_len: int) -> list[list[str]]:
     return notes
 
 
+def read_photo(path: str | Path) -> torch.Tensor:
+    """An image file -> uint8 (3, 72, 72), prepared as the data cache prepares every photo (shorter side resized
+    to 72 px, centre crop); DataError (a ValueError) naming the file when it is missing or not an image."""
+    from data_utils.cache import CACHE_IMAGE_SIZE
+    from data_utils.records import DataError, decode_image
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"--photo {path}: no such file")
+    arr, _ = decode_image(path.read_bytes(), CACHE_IMAGE_SIZE, str(path))
+    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+
+
 def generate_captions(checkpoint, captions: list[str], n: int = 8, seed: int = 0, device="cpu",
-                      truncation: float | None = None, log=None) -> torch.Tensor:
+                      truncation: float | None = None, log=None, photo: str | Path | None = None) -> torch.Tensor:
     """captions -> images (len(captions), n, 3, 64, 64) in [-1, 1]; truncation None = the run's eval.truncation.
+    photo: an image file whose source representation r = E(photo) the generator gets for every caption (the
+    second test-time route), instead of the text prior's guess from each caption.
 
     A caption of fewer than 2 words, or with no word in the run's vocabulary (the training classes' captions),
     raises ValueError, as do n outside 1..MAX_IMAGES_PER_CAPTION and more than MAX_CAPTIONS captions; the images
@@ -144,6 +158,7 @@ def generate_captions(checkpoint, captions: list[str], n: int = 8, seed: int = 0
                          "more with other seeds")
     if len(captions) > MAX_CAPTIONS:
         raise ValueError(f"{len(captions)} captions: at most {MAX_CAPTIONS} (one grid row each)")
+    photo_img = read_photo(photo) if photo is not None else None  # a bad file is refused before any loading
     nets, vocab, cfg, _ = load_models(checkpoint, device)
     tokens, lengths = vocab.encode(captions, cfg.data.max_caption_len)
     empty = [c for c, n_tok in zip(captions, lengths.tolist()) if n_tok == 0]
@@ -160,7 +175,12 @@ def generate_captions(checkpoint, captions: list[str], n: int = 8, seed: int = 0
                 log(f"caption {i} ({shorten(c)!r}): {'; '.join(row)}")
     psi = cfg.eval.truncation if truncation is None else truncation
     z = sample_noise(n, cfg.model.noise_dim, seed=seed, truncation=psi)
+    rep = None
+    if photo_img is not None:  # (1, D) -> one row per caption
+        r = torch.from_numpy(embed_images(nets.encoder, photo_img[None], cfg.data.image_size, device))
+        rep = r.expand(len(captions), -1)
     step = max(1, BATCH // n)  # captions per batch: at most BATCH images in one generator call
     return torch.cat([generate_from_tokens(nets.text_encoder, nets.generator, tokens[i:i + step],
-                                           lengths[i:i + step], z, device).cpu()
+                                           lengths[i:i + step], z, device,
+                                           rep=None if rep is None else rep[i:i + step]).cpu()
                       for i in range(0, len(captions), step)])

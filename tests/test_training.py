@@ -71,6 +71,11 @@ def read_stats(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in lines if line.strip()]
 
 
+def dark_pixels(im: Image.Image, box: tuple[int, int, int, int]) -> int:
+    """Dark pixels in `box` of a picture (text on its white paper)."""
+    return sum(v < 100 for v in im.convert("L").crop(box).getdata())
+
+
 def loss_rows(rows: list[dict]) -> list[dict]:
     """Everything but wall-clock times."""
     return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
@@ -129,7 +134,7 @@ def test_smoke_run_directory(smoke_run):
     run_dir, _ = smoke_run
     for rel in ("config.yaml", "split.json", "meta.json", "stats.jsonl", "summary.json",
                 "checkpoints/best.pt", "checkpoints/last.pt", "eval/metrics.json", "eval/embeddings.npz",
-                "eval/samples.npz"):
+                "eval/samples.npz", "curves.png", "eval/figures/real_vs_generated.png"):
         assert (run_dir / rel).is_file(), rel
     cfg = from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))  # the resolved config round-trips
     assert (cfg.model.enc_width, cfg.train.gan_epochs, cfg.train.threads, cfg.wandb.mode) == (12, 2, 1, "disabled")
@@ -148,6 +153,7 @@ def test_smoke_run_directory(smoke_run):
     assert Path(summary["best_checkpoint"]) == run_dir / "checkpoints" / "best.pt"
     assert summary["best_epoch"] in (2, 3) and math.isfinite(summary["best_val_kid"])
     assert summary["eval/judge_test_all"] is None  # tiny.yaml: eval.judge=false (test_evaluate scores the judge)
+    assert isinstance(summary["eval/kid"], float) and isinstance(summary["eval/caption_colour"], float)
     judged = json.loads((run_dir / "eval" / "metrics.json").read_text())["generation"]["recognised_by_judge"]
     assert judged == {"unavailable": "skipped (eval.judge=false)"}
 
@@ -163,8 +169,11 @@ def test_smoke_run_directory(smoke_run):
 
     pngs = sorted((run_dir / "samples").glob("*.png"))
     assert [p.name for p in pngs] == ["epoch_002.png", "epoch_003.png"]  # the GAN epochs
-    with Image.open(pngs[-1]) as im:
-        assert im.size == (8 * 64 + 9 * 2, 8 * 64 + 9 * 2)  # 8 fixed captions x 8 noises, 2 px padding
+    with Image.open(pngs[-1]) as im:  # 8 fixed captions x 8 noises, 2 px padding, each caption under its row
+        assert im.size[0] == 8 * 64 + 9 * 2 and im.size[1] >= 8 * (64 + 2 + 14) + 2
+        assert dark_pixels(im, (2, 67, im.size[0], 80)) > 50  # text under the first row, where the grid had none
+    with Image.open(run_dir / "curves.png") as im:  # losses and validation against images seen, phases marked
+        assert min(im.size) > 600 and len(set(im.convert("L").getdata())) > 10
 
     last, best = load_checkpoint(run_dir / "checkpoints" / "last.pt"), load_checkpoint(run_dir / "checkpoints" / "best.pt")
     assert last["state"]["stage"] == "done" and last["state"]["epoch"] == 3
@@ -351,8 +360,41 @@ def test_generate_cli_writes_png(smoke_run, tmp_path):
                    module="app.generate", timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.splitlines()[-1] == str(out)
-    with Image.open(out) as im:
-        assert im.size == (3 * 64 + 4 * 2, 2 * 64 + 3 * 2)  # 3 columns (noises) x 2 rows (captions)
+    with Image.open(out) as im:  # 3 columns (noises) x 2 rows (captions), each caption under its row
+        assert im.size[0] == 3 * 64 + 4 * 2 and im.size[1] >= 2 * (64 + 2 + 14) + 2
+        assert dark_pixels(im, (2, 67, im.size[0], 80)) > 30 and dark_pixels(im, (2, 147, im.size[0], 160)) > 30
+
+
+def test_generate_from_a_photo_uses_its_representation(smoke_run, mini_root, tmp_path, capsys, one_thread):
+    """--photo FILE: the generator gets E(photo) instead of the text prior's guess (the second test-time route):
+    the images differ from the caption-only ones and from another photo's, and equal generate_from_tokens given
+    that representation; a file that is not an image is one error line, exit 2, nothing written."""
+    from app.generate import main
+    from models.inference import embed_images, generate_captions, generate_from_tokens, load_models, read_photo
+    from models.inference import sample_noise
+    run_dir, _ = smoke_run
+    photos = sorted((mini_root / "jpg").glob("*.jpg"))[:2]
+    cap = ["pink petals with a yellow center"]
+    text_only = generate_captions(run_dir, cap, n=2, seed=3)
+    a, b = (generate_captions(run_dir, cap, n=2, seed=3, photo=p) for p in photos)
+    assert a.shape == text_only.shape == (1, 2, 3, 64, 64)
+    assert not torch.allclose(a, text_only) and not torch.allclose(a, b)
+    nets, vocab, cfg, _ = load_models(run_dir)
+    r = torch.from_numpy(embed_images(nets.encoder, read_photo(photos[0])[None], cfg.data.image_size, "cpu"))
+    tokens, lengths = vocab.encode(cap, cfg.data.max_caption_len)
+    z = sample_noise(2, cfg.model.noise_dim, seed=3, truncation=cfg.eval.truncation)
+    assert torch.allclose(a, generate_from_tokens(nets.text_encoder, nets.generator, tokens, lengths, z, "cpu",
+                                                  rep=r), atol=1e-6)
+    out = tmp_path / "photo.png"
+    assert main(["--checkpoint", str(run_dir), "--caption", cap[0], "-n", "2", "--photo", str(photos[0]),
+                 "--out", str(out)]) == 0 and out.is_file()
+    bad = tmp_path / "not-a-photo.jpg"
+    bad.write_text("hello")
+    capsys.readouterr()
+    assert main(["--checkpoint", str(run_dir), "--caption", cap[0], "--photo", str(bad),
+                 "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and str(bad) in err and "\n" not in err and not (tmp_path / "x.png").exists()
 
 
 def test_generate_cli_one_word_caption_exits_2(smoke_run, tmp_path, capsys, one_thread):
@@ -389,7 +431,7 @@ def test_generate_names_unknown_and_cut_words_and_refuses_unreadable_captions(sm
     assert "read as <unk>: qqzzx" in capsys.readouterr().out and out.is_file()
 
 
-def test_spectrum_cli_on_a_run(smoke_run, capsys, one_thread):
+def test_spectrum_cli_on_a_run(smoke_run, capsys, one_thread, tmp_path):
     from app.spectrum import main
     from evaluation.spectrum import gradient_spectra
     from metrics.spectrum import PERIODS
@@ -400,31 +442,41 @@ def test_spectrum_cli_on_a_run(smoke_run, capsys, one_thread):
     for name, row in spectra.items():
         assert list(row) == list(PERIODS) and all(v > 0 and math.isfinite(v) for pair in row.values() for v in pair)
     assert spectra["adversarial"] != spectra["distillation"]
-    assert main(["--run", str(run_dir), "--images", "8"]) == 0
+    out = tmp_path / "spectrum.png"
+    assert main(["--run", str(run_dir), "--images", "8", "--out", str(out)]) == 0
     lines = capsys.readouterr().out.splitlines()
+    assert lines.pop() == str(out)  # the picture of the spectra, named last
+    with Image.open(out) as im:
+        assert im.size[0] > 600 and len(set(im.convert("L").getdata())) > 10
     assert len(lines) == 2 + len(spectra) + 1 + 5 and lines[1 + len(spectra)].startswith("real images")
     assert lines[2 + len(spectra)].startswith("2-px upsampling-grid contrast")
     assert [line.split()[0] for line in lines[-5:]] == ["adversarial", "adversarial,", "distillation", "white",
                                                        "smoothed"]
+    assert main(["--run", str(run_dir), "--out", str(tmp_path / "spectrum.txt")]) == 2
+    assert "--out" in capsys.readouterr().err and not (tmp_path / "spectrum.txt").exists()
     assert main(["--run", str(run_dir / "nowhere")]) == 2
     err = capsys.readouterr().err
     assert str(run_dir / "nowhere") in err and "not found" in err
 
 
 # ---------------------------------------------------------------- SIGTERM, then resume
-def test_sigterm_saves_resumable_checkpoint_and_resume_finishes(mini_root, mini_cache, tmp_path):
+@pytest.mark.parametrize("phase", ["encoder", "gan"])
+def test_sigterm_saves_resumable_checkpoint_and_resume_finishes(phase, mini_root, mini_cache, tmp_path):
+    """SIGTERM in either phase saves a resumable last.pt in that phase; the resumed run finishes every step."""
     out = tmp_path / "runs"
     run_dir = out / "term"
     log = tmp_path / "term.log"
+    enc_epochs, gan_epochs = (20, 1) if phase == "encoder" else (1, 20)
     cmd = [sys.executable, "run_experiment.py", "--config", TINY, *_common(mini_root, mini_cache, out),
-           "--run.name=term", "--train.gan_epochs=20", "--train.eval_every=100"]
+           "--run.name=term", f"--train.encoder_epochs={enc_epochs}", f"--train.gan_epochs={gan_epochs}",
+           "--train.eval_every=100"]
     with open(log, "w") as f:
         proc = subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=f, stderr=subprocess.STDOUT)
         try:
             deadline = time.time() + 90
             while time.time() < deadline and proc.poll() is None:
                 if (run_dir / "checkpoints" / "last.pt").is_file() and (run_dir / "stats.jsonl").is_file() \
-                        and any(r["stage"] == "gan" for r in read_stats(run_dir)):
+                        and any(r["stage"] == phase for r in read_stats(run_dir)):
                     break
                 time.sleep(0.02)
             assert proc.poll() is None, "the run ended before it could be interrupted:\n" + log.read_text()[-3000:]
@@ -441,8 +493,8 @@ def test_sigterm_saves_resumable_checkpoint_and_resume_finishes(mini_root, mini_
     assert not (run_dir / "eval").exists()  # no evaluation of an unfinished run
     ckpt = load_checkpoint(run_dir)  # a run directory resolves to checkpoints/last.pt
     st = ckpt["state"]
-    assert st["stage"] == "gan" and 1 <= st["epoch"] < 21
-    assert st["epoch"] == 1 + st["stage_epoch"] and summary["epochs"] == st["epoch"]
+    assert st["stage"] == phase and 1 <= st["epoch"] < 21
+    assert st["epoch"] == (0 if phase == "encoder" else 1) + st["stage_epoch"] and summary["epochs"] == st["epoch"]
     assert st["step"] == summary["steps"] == max(step_numbers(read_stats(run_dir)))
     assert all_finite(ckpt)
 
@@ -628,8 +680,15 @@ def test_mixed_precision_steps_train(amp, channels_last, mini_cache, tmp_path, o
 
 
 def test_bad_amp_value_is_rejected(mini_cache, tmp_path):
-    with pytest.raises(ValueError, match="train.amp must be off, bf16 or fp16, got 'fp8'"):
-        make_trainer(tiny_cfg(mini_cache, **{"train.amp": "fp8"}), tmp_path / "x")
+    with pytest.raises(ConfigError, match="config key 'train.amp' must be one of off, .*got 'fp8'"):
+        tiny_cfg(mini_cache, **{"train.amp": "fp8"})  # by the config check, before any data are loaded
+
+
+def test_amp_auto_is_float32_on_the_cpu_and_named_dtypes_elsewhere():
+    from training.trainer import amp_dtype
+    cpu = torch.device("cpu")
+    assert amp_dtype("auto", cpu) is None and amp_dtype("off", cpu) is None
+    assert amp_dtype("bf16", cpu) == torch.bfloat16 and amp_dtype("fp16", cpu) == torch.float16
 
 
 def test_ema_decay_warms_up_then_caps():
@@ -701,6 +760,31 @@ def test_compiled_steps_match_eager(mini_cache, tmp_path, one_thread):
     assert all(math.isfinite(v) for v in results[True].values())
     for k, v in results[False].items():
         assert results[True][k] == pytest.approx(v, rel=1e-2, abs=1e-3), k  # fused kernels round differently
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("arch", ["dcgan", "resnet"])
+def test_cuda_graph_compiled_steps_train_and_match_eager(arch, mini_cache, tmp_path):
+    """On CUDA, train.compile=true compiles the fixed-shape forward passes with mode "reduce-overhead" (CUDA
+    graphs) and train.amp=auto picks bf16 or fp16 (with gradient scaling) by GPU: several steps of both stages
+    stay finite, and the first steps' losses match the eager float32 ones within mixed-precision rounding."""
+    from data_utils.dataset import load_data
+    results = {}
+    for compiled in (False, True):
+        cfg = tiny_cfg(mini_cache, **{"train.device": "cuda", "train.compile": compiled, "model.arch": arch,
+                                      "train.amp": "auto" if compiled else "off", "train.gan_batch_size": 8})
+        trainer = Trainer(cfg, load_data(cfg.data), tmp_path / f"{arch}-{compiled}", torch.device("cuda"),
+                          log=lambda *a, **k: None)
+        idx = torch.arange(trainer.gan.bs)
+        torch.manual_seed(5)
+        trainer.state.update(stage="gan")
+        trainer.set_stage_modes("gan")
+        losses_ = [{k: float(v.detach()) for k, v in trainer.gan.step(idx).items()} for _ in range(4)]
+        for row in losses_:
+            assert all(math.isfinite(v) for v in row.values()), row
+        results[compiled] = losses_[0]
+    for k in ("gan/d_loss", "gan/g_adv", "gan/distill"):
+        assert results[True][k] == pytest.approx(results[False][k], rel=0.05, abs=0.02), k
 
 
 def test_reuse_freed_memory_is_applied_with_glibc():
@@ -990,3 +1074,35 @@ def test_ema_decay_spans_the_same_images_at_any_batch():
     assert ema_decay(0.995, n, 8) ** 4 == pytest.approx(0.995)
     assert ema_decay(0.995, n, 8) > ema_decay(0.995, n, 32)
     assert ema_decay(0.995, 0, 8) == pytest.approx(0.1)  # the warm-up is per step, as before
+
+
+# ---------------------------------------------------------------- publishing a run's results
+def test_publish_copies_what_rescoring_needs_atomically(smoke_run, tmp_path):
+    from app.publish import FILES, main
+    run_dir, _ = smoke_run
+    out = tmp_path / "results"
+    assert main([str(run_dir), "--out", str(out), "--machine", "a 2-core CPU"]) == 0
+    dest = out / run_dir.name
+    for f in FILES:
+        assert (dest / f).read_bytes() == (run_dir / f).read_bytes(), f
+    machine = json.loads((dest / "machine.json").read_text())
+    assert machine["machine"] == "a 2-core CPU" and machine["device"] == "cpu"
+    with np.load(dest / "eval" / "samples.npz") as z:
+        assert len(z.files) > 0
+    assert [p.name for p in out.iterdir()] == [run_dir.name]  # no temporary folder left behind
+
+
+def test_publish_refuses_an_unfinished_or_incomplete_run(tmp_path, capsys):
+    from app.publish import main
+    run_dir = tmp_path / "runs" / "half"
+    (run_dir / "eval").mkdir(parents=True)
+    for f in ("config.yaml", "stats.jsonl", "eval/metrics.json", "eval/samples.npz"):
+        (run_dir / f).write_text("x")
+    (run_dir / "summary.json").write_text(json.dumps({"status": "interrupted"}))
+    assert main([str(run_dir), "--out", str(tmp_path / "results")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "interrupted" in err and "\n" not in err
+    (run_dir / "eval" / "samples.npz").unlink()
+    assert main([str(run_dir), "--out", str(tmp_path / "results")]) == 2
+    assert "eval/samples.npz" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
