@@ -28,7 +28,7 @@ from data_utils.prepare import ensure_cache
 from data_utils.text import Vocab
 from evaluation.evaluate import evaluate
 from evaluation.figures import write_run_media
-from evaluation.report import print_table, score
+from evaluation.report import print_table, score, summary_goals, summary_values
 from models.build import param_table
 from models.inference import load_networks
 from tracking.media import log_run_media
@@ -36,6 +36,7 @@ from tracking.sweep import SWEEP_METRIC
 from tracking.tracker import Tracker, resolve_mode
 from training.distributed import broadcast_object, setup, teardown
 from training.trainer import NonFiniteLoss, Trainer
+from training.validation import VALIDATION_GOALS
 
 
 class RunExistsError(FileExistsError):
@@ -149,6 +150,7 @@ def _run(cfg: Config, run_dir: Path, ckpt: dict | None, encoders: dict | None, r
             "python": sys.version.split()[0], "threads": threads, "world_size": world, "argv": sys.argv}, indent=1))
     wandb_cfg = cfg.wandb if rank == 0 else dataclasses.replace(cfg.wandb, mode="disabled")
     tracker = Tracker(to_dict(cfg), wandb_cfg, run_dir, resume_id=(ckpt or {}).get("tracker_run_id", ""), log=log)
+    tracker.define_goals({**VALIDATION_GOALS, **summary_goals(), SWEEP_METRIC: "max"})
     trainer = Trainer(cfg, data, run_dir, device, tracker=tracker, resume=ckpt, log=log, rank=rank, world=world)
     if encoders is not None:
         trainer.start_from_encoders(encoders, cfg.train.encoders_from)
@@ -179,11 +181,7 @@ def _run(cfg: Config, run_dir: Path, ckpt: dict | None, encoders: dict | None, r
             summary[SWEEP_METRIC] = score(report)
             if tables:
                 print_table(report)
-            summary["eval/knn_all"] = report["encoder"]["all"].get("knn_acc")
-            summary["eval/knn_test"] = report["encoder"]["test"].get("knn_acc")
-            summary["eval/class_consistency"] = report["generation"].get("class_consistency_encoder_knn")
-            judged = report["generation"].get("recognised_by_judge", {}).get("test_captions", {}).get("value", {})
-            summary["eval/judge_test_all"] = judged.get("all")  # recognised among all classes (not the sweep metric)
+            summary.update(summary_values(report))  # the registered metrics' eval/* keys, the same in every run
             summary["best_checkpoint"] = str(run_dir / "checkpoints" / "best.pt")
             _media(cfg, data, run_dir / "eval", tracker, log)
             tracker.log_artifact(run_dir / "checkpoints" / "best.pt", f"model-{run_dir.name}", ["best", "latest"],
@@ -196,7 +194,7 @@ def _run(cfg: Config, run_dir: Path, ckpt: dict | None, encoders: dict | None, r
         for s, h in old.items():
             signal.signal(s, h)
         summary["tracker_run_id"] = tracker.run_id
-        tracker.summary({k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
+        tracker.summary({k: v for k, v in summary.items() if v is None or isinstance(v, (int, float, str))})
         tracker.finish(exit_code)
         if rank == 0:
             atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=1, default=float))

@@ -55,7 +55,7 @@ def test_real_sweep_yaml_validates(monkeypatch):
     assert SWEEP_METRIC == RUNNER_METRIC
     assert cfg["program"] == "run_experiment.py" and "${args}" in cfg["command"]
     assert cfg["metric"] == {"name": RUNNER_METRIC, "goal": "maximize"}
-    assert cfg["method"] == "bayes" and cfg["early_terminate"]["type"] == "hyperband"
+    assert cfg["method"] == "bayes" and "early_terminate" not in cfg  # online it would wait for eval/score
     params = cfg["parameters"]
     assert {"train.diffaug", "model.d_width", "train.lr_g", "train.lr_d"} <= set(params)
     assert params["train.lr_g"]["distribution"] == "log_uniform_values"
@@ -72,6 +72,7 @@ def test_gan_stage_sweep_validates_and_only_varies_gan_settings(monkeypatch):
     assert params.pop("train.encoders_from") == {"value": "runs/default-s0"}  # one run's encoders for every trial
     encoder_keys = [k for k in params if k.startswith(("model.enc", "train.encoder"))]
     assert not encoder_keys and not set(params) & set(REMOVED_KEYS)
+    assert "early_terminate" not in cfg
 
 
 BASE = {"program": "run_experiment.py", "method": "random",
@@ -244,6 +245,48 @@ def _inspect(run_folder: Path) -> dict:
     return next(r["run"] for r in rows if r.get("type") == "run")
 
 
+def _offline_summary(run_folder: Path) -> tuple[dict, list[str]]:
+    """The run summary of an offline W&B run (every summary update in its .wandb log, in order, nulls kept) and
+    its console lines, read back with `wandb leet inspect --json`."""
+    wandb_cli = Path(sys.executable).with_name("wandb")
+    out = subprocess.run([str(wandb_cli), "leet", "inspect", "--json", str(run_folder)], capture_output=True,
+                         text=True, timeout=60, env=_child_env()).stdout
+    summary, console = {}, []
+    for rec in (json.loads(line) for line in out.splitlines() if line.startswith("{")):
+        summary.update((rec.get("summary") or {}).get("update") or {})
+        console += [line for line in (rec.get("output_raw") or rec.get("output") or {}).get("line", "").splitlines()]
+    return summary, console
+
+
+def test_offline_run_summary_holds_the_readme_metrics(tmp_path, mini_root, mini_cache):
+    """A tiny run in offline mode: its W&B summary holds every metric of the README's table (the registered eval/*
+    keys, null where unavailable), eval/score, the best val/kid under its goal, and the console went to the Logs."""
+    from evaluation.report import summary_goals, summary_values
+    runs = tmp_path / "runs"
+    p = subprocess.run([sys.executable, "run_experiment.py", *_trial_args(mini_root, mini_cache)[:4],
+                        "--train.threads=1", f"--run.out_dir={runs}", "--run.name=wb", "--wandb.mode=offline"],
+                       cwd=REPO, env=_child_env(), capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    local = json.loads((runs / "wb" / "summary.json").read_text())
+    keys = set(summary_values({}))  # the same names whatever the report holds
+    assert {"eval/knn_all", "eval/knn_test", "eval/kid", "eval/class_consistency_evaluator", "eval/judge_test_own",
+            "eval/judge_test_all", "eval/judge_train_all", "eval/ms_ssim", "eval/grid_contrast",
+            "eval/caption_colour"} <= keys
+    readme = (REPO / "README.md").read_text()
+    assert [k for k in sorted(keys) if f"`{k}`" not in readme] == []  # the README names every summary key
+    (folder,) = (runs / "wandb").glob(f"offline-run-*-{local['tracker_run_id']}")
+    summary, console = _offline_summary(folder)
+    for key in (*keys, "eval/score"):
+        assert key in summary and summary[key] == local[key], key
+    assert isinstance(summary["eval/kid"], float) and summary["eval/judge_test_all"] is None  # tiny: judge off
+    assert summary_goals()["eval/kid"] == "min" and summary_goals()["eval/knn_all"] == "max"
+    kids = [r["val/kid"] for r in map(json.loads, (runs / "wb" / "stats.jsonl").read_text().splitlines())
+            if "val/kid" in r]
+    assert summary["val/kid"] == {"min": min(kids), "last": kids[-1]}  # define_metric: the best, not only the last
+    assert any(line.startswith("parameters: ") for line in console), console[:20]  # the Logs tab has the console
+    assert (folder / "files" / "output.log").is_file()
+
+
 def test_tracker_failure_never_raises(no_wandb_env, tmp_path):
     t = Tracker(to_dict(Config()), WandbConfig(mode="disabled"), tmp_path / "r")
 
@@ -385,22 +428,28 @@ json.dump(summary, open(os.path.join(run_dir, "summary.json"), "w"))
 """
 
 
-def test_hyperband_stops_a_bad_trial(tmp_path):
+@pytest.mark.parametrize("where", ["sweep file", "--hyperband"])
+def test_hyperband_stops_a_bad_trial(where, tmp_path):
     """A stand-in runner (same arguments, stats.jsonl, SIGTERM -> status interrupted, exit 0): the second
-    trial's val/kid stays far above the first's, so hyperband stops it at its first band."""
+    trial's val/kid stays far above the others', so hyperband stops it at its first band. Hyperband comes from
+    the sweep file's early_terminate block, or from the driver's --hyperband (min_iter 3, eta 2: it compares a
+    trial with two others; the project's sweep files have no block)."""
     runner = _write(tmp_path / "fake_runner.py", textwrap.dedent(FAKE_RUNNER))
-    sweep_file = _write(tmp_path / "hb.yaml", {
-        "program": str(runner), "method": "grid", "metric": {"name": "eval/score", "goal": "maximize"},
-        "early_terminate": {"type": "hyperband", "min_iter": 1, "eta": 3},
-        "parameters": {"train.seed": {"values": [0, 1]}}})
-    p = _sweep([str(sweep_file), "--runs-dir", str(tmp_path / "runs"), "--poll", "0.2"], cwd=tmp_path)
+    sweep = {"program": str(runner), "method": "grid", "metric": {"name": "eval/score", "goal": "maximize"},
+             "parameters": {"train.seed": {"values": [0, 1] if where == "sweep file" else [0, 2, 1]}}}
+    if where == "sweep file":
+        sweep["early_terminate"] = {"type": "hyperband", "min_iter": 1, "eta": 3}
+    sweep_file = _write(tmp_path / "hb.yaml", sweep)
+    flag = ["--hyperband"] if where == "--hyperband" else []
+    p = _sweep([str(sweep_file), "--runs-dir", str(tmp_path / "runs"), "--poll", "0.2", *flag], cwd=tmp_path)
     assert p.returncode == 0, p.stdout + p.stderr
     index = _index(Path(p.stdout.strip().splitlines()[-1]))
-    good, bad = index["trials"]
-    assert good["status"] == "finished" and good["metric"] == 0.9 and len(good["history"]) == 40
+    *goods, bad = index["trials"]
+    for good in goods:
+        assert good["status"] == "finished" and good["metric"] == 0.9 and len(good["history"]) == 40
     assert bad["status"] == "stopped" and bad["metric"] is None and "hyperband on val/kid" in bad["stop_reason"]
     assert 2 <= len(bad["history"]) < 40 and bad["checkpoint"].endswith("last.pt")
-    assert index["best"]["name"] == good["name"]
+    assert index["best"]["name"] == goods[0]["name"] and index["early_terminate"]["type"] == "hyperband"
 
 
 def test_best_run_errors(tmp_path, no_wandb_env):

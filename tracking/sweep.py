@@ -5,7 +5,7 @@ agent starts `run_experiment.py` with each suggestion as `--section.key=value` a
 
 Offline, this module drives the same sweep file with W&B's open-source engine (`sweeps`):
 
-    python -m tracking.sweep sweep.yaml --count 8 [--sweep-id ID] [-- --config experiments/tiny.yaml ...]
+    python -m tracking.sweep sweep.yaml --count 8 [--hyperband] [--sweep-id ID] [-- --config experiments/tiny.yaml ...]
 
 Trials run one at a time as subprocesses of the sweep's `command` (default
 `${interpreter} ${program} ${args}`), with the suggested arguments, then the arguments after `--`
@@ -13,11 +13,13 @@ Trials run one at a time as subprocesses of the sweep's `command` (default
 W&B runs are offline by default (`--wandb.mode=offline`, which the extra arguments may override),
 grouped by the sweep id; upload them later with `wandb sync`.
 
-Early termination (`early_terminate: hyperband`) is decided by the engine's `stop_runs` on each
-trial's `stats.jsonl` history of the stop metric (default `val/kid`, minimized, one value per
-validation in the GAN stage, so hyperband's "iterations" are validations). The sweep metric
-(`eval/score`) is only known when a run ends, so it cannot drive early termination. A trial to stop
-gets SIGTERM; the runner saves a resumable checkpoint and exits 0 (status interrupted): "stopped".
+Early termination (`--hyperband`, or an `early_terminate: hyperband` block in the sweep file) is
+decided by the engine's `stop_runs` on each trial's `stats.jsonl` history of the stop metric (default
+`val/kid`, minimized, one value per validation in the GAN stage, so hyperband's "iterations" are
+validations). The sweep metric (`eval/score`) is only known when a run ends, so it cannot drive early
+termination; for the same reason the project's sweep files have no early_terminate block (online, W&B
+would apply it to eval/score and never stop a run). A trial to stop gets SIGTERM; the runner saves a
+resumable checkpoint and exits 0 (status interrupted): "stopped".
 
 `RUNS/sweeps/ID/index.json` records every trial (parameters, command, status
 finished|failed|stopped, metric, checkpoint, run directory, log, stop-metric history) and the best
@@ -45,6 +47,7 @@ from .sweep_file import (STOP_GOAL, STOP_METRIC, SWEEP_METRIC, SweepError, _engi
                          expand_command, load_sweep, preflight, validate_sweep)
 
 STATE_OF_STATUS = {"finished": "finished", "failed": "failed", "stopped": "killed", "running": "running"}
+HYPERBAND = {"type": "hyperband", "min_iter": 3, "eta": 2}  # --hyperband: compared after 3, 6, 12 ... validations
 
 
 def read_history(run_dir: Path, metric: str) -> list[float]:
@@ -72,8 +75,10 @@ class LocalSweep:
 
     def __init__(self, config: dict, sweep_id: str | None = None, runs_dir: str | Path = "runs",
                  extra: list[str] | None = None, sweep_file: str = "", stop_metric: str = STOP_METRIC,
-                 stop_goal: str = STOP_GOAL, poll: float = 1.0, kill_after: float = 120.0, log=print):
+                 stop_goal: str = STOP_GOAL, poll: float = 1.0, kill_after: float = 120.0,
+                 early_terminate: dict | None = None, log=print):
         self.config, self.extra, self.log = config, list(extra or []), log
+        self.early_terminate = config.get("early_terminate") or early_terminate  # the sweep file's block wins
         self.poll, self.kill_after = poll, kill_after
         self.metric = dict(config.get("metric") or {"name": SWEEP_METRIC, "goal": "maximize"})
         self.metric.setdefault("goal", "minimize")  # W&B's default goal
@@ -94,8 +99,8 @@ class LocalSweep:
                     t.update(status="failed", error="the sweep driver exited while this trial ran")
         else:
             self.index = {"sweep_id": self.sweep_id, "sweep_file": sweep_file, "method": config["method"],
-                          "metric": self.metric, "early_terminate": config.get("early_terminate"),
-                          "stop_metric": self.stop if config.get("early_terminate") else None,
+                          "metric": self.metric, "early_terminate": self.early_terminate,
+                          "stop_metric": self.stop if self.early_terminate else None,
                           "config": config, "extra_args": self.extra,
                           "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "trials": [], "best": None}
 
@@ -169,7 +174,8 @@ class LocalSweep:
         for k in ("WANDB_SWEEP_ID", "WANDB_RUN_ID", "WANDB_SWEEP_PARAM_PATH"):  # not a W&B agent's run
             env.pop(k, None)
         t0, stop_sent, stop_info, interrupted = time.time(), None, None, False
-        stop_cfg = dict(self.config, metric=self.stop) if self.config.get("early_terminate") else None
+        stop_cfg = (dict(self.config, metric=self.stop, early_terminate=self.early_terminate)
+                    if self.early_terminate else None)
         with open(log_path, "ab") as logf:
             proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, env=env)
             try:
@@ -276,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--count", type=int, help="trials to run now (grid: default all remaining)")
     p.add_argument("--sweep-id", help="continue (or name) the local sweep RUNS/sweeps/ID")
     p.add_argument("--runs-dir", default="runs", help="runs folder (default: runs)")
+    p.add_argument("--hyperband", action="store_true",
+                   help="stop poor trials early on their --stop-metric history (hyperband, min_iter 3, eta 2), "
+                        "unless the sweep file has its own early_terminate block")
     p.add_argument("--stop-metric", default=STOP_METRIC, help=f"early-termination metric (default {STOP_METRIC})")
     p.add_argument("--stop-goal", default=STOP_GOAL, choices=("minimize", "maximize"))
     p.add_argument("--poll", type=float, default=1.0, help="seconds between early-termination checks")
@@ -292,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         folder = run_sweep(args.sweep_file, args.count, args.sweep_id, extra, args.runs_dir,
                            stop_metric=args.stop_metric, stop_goal=args.stop_goal, poll=args.poll,
-                           kill_after=args.kill_after)
+                           kill_after=args.kill_after, early_terminate=HYPERBAND if args.hyperband else None)
     except SweepError as e:
         print(f"sweep error: {e}", file=sys.stderr)
         return 2

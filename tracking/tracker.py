@@ -12,7 +12,8 @@ W&B's own files stay inside the project: unless the caller set them, WANDB_DIR i
 These variables are set while the tracker is alive and restored by `finish()`.
 
 The config is logged with flat dotted keys (`train.lr_g`), the names a sweep's parameters use, so a
-sweep agent's values and the run's own config are the same W&B keys. The API key is never logged: it
+sweep agent's values and the run's own config are the same W&B keys. The console (stdout and stderr, copied as
+they are printed) goes to the run's Logs tab, offline into the run folder's files/output.log. The API key is never logged: it
 is only read from the environment / netrc by W&B itself, and any config string containing it is
 masked. Any W&B error is reported once and tracking switches itself off; training continues.
 """
@@ -25,6 +26,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 DEFAULT_BASE_URL = "https://api.wandb.ai"
+STEP_PREFIXES = ("enc", "gan", "val", "monitor", "time")  # logged against images_seen
 
 
 class TrackingError(RuntimeError):
@@ -152,10 +154,10 @@ class Tracker:
                               config=_mask_secrets(flatten_config(cfg_dict)),
                               name=Path(run_dir).name, id=resume_id or None,
                               resume="allow" if resume_id else None, mode=self.mode,
-                              dir=str(self.wandb_dir), settings=wandb.Settings(console="off"))
+                              dir=str(self.wandb_dir), settings=wandb.Settings(console="wrap"))
         self.run_id = self.run.id
         self.sync_dir = str(getattr(self.run.settings, "sync_dir", "") or "")
-        for prefix in ("enc", "gan", "val", "time"):
+        for prefix in STEP_PREFIXES:
             self.run.define_metric(f"{prefix}/*", step_metric="images_seen")
 
     def _call(self, fn, *args, **kwargs):
@@ -176,6 +178,15 @@ class Tracker:
     def config_overrides(self) -> dict:
         """The run's config as W&B holds it, flat dotted keys (a sweep agent's merged parameters)."""
         return self._call(lambda: dict(self.run.config)) or {}
+
+    def define_goals(self, goals: dict[str, str]) -> None:
+        """{metric: "min" | "max"}: W&B's run summary keeps each metric's best value (and its last) rather than only
+        its last; a value written with `summary()` is kept as it is."""
+        def _define():
+            for name, goal in goals.items():
+                step = "images_seen" if name.split("/")[0] in STEP_PREFIXES else None
+                self.run.define_metric(name, step_metric=step, summary=f"{goal},last")
+        self._call(_define)
 
     def log(self, metrics: dict, step: int | None = None) -> None:
         # `step` (images seen) is logged as the `images_seen` metric and used as the x-axis through

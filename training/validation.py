@@ -16,6 +16,11 @@ from models.inference import embed_all_images, generate_from_tokens
 
 from . import losses
 
+# Which way is better for the validation numbers logged during training (W&B keeps each one's best in the run
+# summary); val/grid_contrast is good near 1, so it has none.
+VALIDATION_GOALS = {"val/kid": "min", "val/best_kid": "min", "val/distill": "min", "val/image_text_loss": "min",
+                    **{f"monitor/knn_{g}{w}": "max" for g in ("all", "test") for w in ("", "_whitened")}}
+
 
 def fixed_inputs(data, noise_dim: int) -> dict:
     """Fixed (noise, caption) pairs rendered at every snapshot: 4 val + 4 test-class captions x 8 noises."""
