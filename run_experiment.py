@@ -11,7 +11,7 @@ import sys
 
 import yaml
 
-from core.config import ConfigError, build_config, parse_overrides, to_dict
+from core.config import ConfigError, build_config, given_keys, parse_overrides, to_dict
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,7 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     args, rest = p.parse_known_args(argv)
     try:
-        cfg = build_config(args.config, parse_overrides(rest))
+        overrides = parse_overrides(rest)
+        cfg = build_config(args.config, overrides)
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
         return 2
@@ -28,14 +29,16 @@ def main(argv: list[str] | None = None) -> int:
         print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
         return 0
     from app.run import RunExistsError, run  # imports torch: after the config is known to be valid
+    from core.files import OutputError
     from core.io import CheckpointError
     from data_utils.records import DataError
     from tracking.tracker import TrackingError
     try:
-        summary = run(cfg)
+        summary = run(cfg, given=given_keys(args.config, overrides))
     # user errors, one line each: --run.resume / --train.encoders_from name an unusable file, an unreadable data
-    # cache or data folder, W&B online without credentials, a --run.name that already holds a run
-    except (CheckpointError, ConfigError, DataError, TrackingError, RunExistsError) as e:
+    # cache or data folder, W&B online without credentials, a --run.name that already holds a run, a resume that
+    # would change the run's config, a device that is not there, an output folder that cannot be written
+    except (CheckpointError, ConfigError, DataError, TrackingError, RunExistsError, OutputError) as e:
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     print(summary["run_dir"])

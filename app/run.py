@@ -19,12 +19,13 @@ from pathlib import Path
 import torch
 import yaml
 
-from core.config import Config, from_dict, to_dict
-from core.files import atomic_write_text
+from core.config import Config, ConfigError, from_dict, resume_config, to_dict
+from core.files import atomic_write_text, check_writable
 from core.io import BEST_THEN_LAST, LAST, CheckpointError, load_checkpoint, resolve_checkpoint, run_dir_of
 from core.runtime import git_commit, pick_device, set_threads
 from data_utils.dataset import load_data
 from data_utils.prepare import ensure_cache
+from data_utils.records import DataError
 from data_utils.text import Vocab
 from evaluation.evaluate import evaluate
 from evaluation.figures import write_run_media
@@ -41,6 +42,10 @@ from training.validation import VALIDATION_GOALS
 
 class RunExistsError(FileExistsError):
     """--run.name names a folder that already holds a run."""
+
+
+class EvaluationStopped(KeyboardInterrupt):
+    """SIGINT or SIGTERM during the end-of-run evaluation (a KeyboardInterrupt: no `except Exception` swallows it)."""
 
 
 ENCODER_KEYS = ("model.embed_dim", "model.enc_width", "model.enc_depth", "model.enc_top_width", "model.text_width",
@@ -95,12 +100,28 @@ def _media(cfg: Config, data, eval_dir: Path, tracker, log) -> None:
     log(f"figures: {', '.join(p.name for p in written.values())} in {eval_dir / 'figures'} ({time.time() - t0:.1f}s)")
 
 
-def run(cfg: Config, log=print, tables: bool = True) -> dict:
+def _stop_evaluation_on_signal(signals: tuple, stop_requested: bool) -> None:
+    """From here on SIGINT / SIGTERM stop the run at once, by raising EvaluationStopped: the training is finished
+    and saved, and the evaluation writes its files only when it is done (a second signal then ends the process).
+    A stop requested before this point raises it now."""
+    def stop(signum, frame):
+        for s in signals:
+            signal.signal(s, signal.SIG_DFL)
+        raise EvaluationStopped(signum)
+    for s in signals:
+        signal.signal(s, stop)
+    if stop_requested:
+        raise EvaluationStopped
+
+
+def run(cfg: Config, log=print, tables: bool = True, given: set[str] | None = None) -> dict:
     """Train (or resume) and evaluate one run; returns the summary that is also written to summary.json.
 
     log: one-line progress messages; tables: also print the rich parameter and evaluation tables on stdout.
-    User errors raise before training (CheckpointError, ConfigError, DataError, TrackingError, RunExistsError);
-    a run that stops before its first checkpoint removes the run folder if this call created it."""
+    given: the dotted keys the user set (core.config.given_keys); a resume applies those that are safe to change
+    and refuses the others. User errors raise before training (CheckpointError, ConfigError, DataError,
+    TrackingError, RunExistsError, OutputError); a run that stops before its first checkpoint removes the run
+    folder if this call created it."""
     rank, world = setup()
     if rank != 0:
         log, tables = (lambda *a, **k: None), False  # only rank 0 speaks
@@ -111,8 +132,10 @@ def run(cfg: Config, log=print, tables: bool = True) -> dict:
         ckpt = load_checkpoint(resume_path)
         run_dir = run_dir_of(resume_path)
         resume_path = Path(cfg.run.resume)
-        cfg = from_dict(ckpt["config"])
+        cfg, changed = resume_config(ckpt["config"], cfg, given or set())
         cfg.run.resume = str(resume_path)
+        for key, (old, new) in changed.items():
+            log(f"resume: {key} = {new!r} (the checkpoint's: {old!r})")
     else:
         if cfg.train.encoders_from:
             encoders = adopt_encoder_stage(cfg, Path(cfg.train.encoders_from))
@@ -123,6 +146,11 @@ def run(cfg: Config, log=print, tables: bool = True) -> dict:
             raise RunExistsError(f"{run_dir} already holds a run; pick another --run.name or use --run.resume")
     if rank == 0:
         resolve_mode(cfg.wandb.mode)  # TrackingError (e.g. online without credentials) before any folder exists
+    try:
+        pick_device(cfg.train.device)
+    except RuntimeError as e:  # e.g. cuda asked for on a machine without one
+        raise ConfigError(f"config key 'train.device': {e}") from None
+    check_writable(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
         return _run(cfg, run_dir, ckpt, encoders, rank, world, log, tables)
@@ -141,6 +169,11 @@ def _run(cfg: Config, run_dir: Path, ckpt: dict | None, encoders: dict | None, r
         ensure_cache(cfg.data, log)
     broadcast_object(None, world)  # the others wait for the cache
     data = load_data(cfg.data, vocab=Vocab(ckpt["vocab"]) if ckpt else None)
+    here = data.split_record()
+    differ = [f"{k} ({here.get(k)} here, {v} there)" for k, v in (ckpt or {}).get("split", {}).items()
+              if here.get(k) != v]
+    if differ:  # a resume reading its data from another cache (data.cache may change): it must hold the same data
+        raise DataError(f"{cfg.data.cache}: these data differ from the resumed checkpoint's: {', '.join(differ)}")
     log(f"run {run_dir} on {device}: {data.split_record()} (data loaded in {data.load_seconds:.1f}s)")
     if rank == 0:
         atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
@@ -173,6 +206,7 @@ def _run(cfg: Config, run_dir: Path, ckpt: dict | None, encoders: dict | None, r
     try:
         summary.update(trainer.fit())
         if summary["status"] == "finished" and rank == 0:
+            _stop_evaluation_on_signal(tuple(old), trainer.stop_requested)
             # evaluate the selected (best) model, rebuilt as `python -m app.evaluate` rebuilds it
             nets = load_networks(load_checkpoint(run_dir / "checkpoints" / "best.pt", map_location=device), device)
             t0 = time.time()
@@ -186,6 +220,12 @@ def _run(cfg: Config, run_dir: Path, ckpt: dict | None, encoders: dict | None, r
             _media(cfg, data, run_dir / "eval", tracker, log)
             tracker.log_artifact(run_dir / "checkpoints" / "best.pt", f"model-{run_dir.name}", ["best", "latest"],
                                  metadata={k: v for k, v in summary.items() if isinstance(v, (int, float))})
+    except EvaluationStopped as e:
+        summary.update(status="interrupted", stopped_in="evaluation")
+        which = f"signal {e.args[0]}" if e.args else "a signal"
+        log(f"received {which} at the evaluation: stopped. Training is finished ({run_dir / 'checkpoints'}); "
+            f"evaluate later with `python -m app.evaluate --run {run_dir}`, or "
+            f"finish the run with `--run.resume={run_dir}`")
     except NonFiniteLoss as e:
         summary.update(status="failed", error=str(e))
         log(f"error: {e}")
