@@ -1,9 +1,9 @@
 """One run, end to end: run directory -> data -> tracker -> Trainer.fit -> evaluation -> summary.
 
 Run directory `runs/<run_id>/`: config.yaml (resolved), meta.json (git commit, device, versions),
-split.json (class split + sizes), stats.jsonl (one JSON row per log step / epoch), samples/ (fixed
-caption grids), checkpoints/{best,last}.pt, eval/ (metrics.json, embeddings.npz, samples.npz),
-summary.json (status, sweep metric, best checkpoint path).
+split.json (class split + sizes), stats.jsonl (one JSON row per log step / epoch), curves.png (stats.jsonl
+against images seen), samples/ (fixed caption grids), checkpoints/{best,last}.pt, eval/ (metrics.json,
+embeddings.npz, samples.npz, figures/), summary.json (status, the eval/* summary keys, best checkpoint path).
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from data_utils.prepare import ensure_cache
 from data_utils.records import DataError
 from data_utils.text import Vocab
 from evaluation.evaluate import evaluate
-from evaluation.figures import write_run_media
+from evaluation.figures import write_curves, write_run_media
 from evaluation.report import print_table, score, summary_goals, summary_values
 from models.build import param_table
 from models.inference import load_networks
@@ -112,6 +112,14 @@ def _stop_evaluation_on_signal(signals: tuple, stop_requested: bool) -> None:
         signal.signal(s, stop)
     if stop_requested:
         raise EvaluationStopped
+
+
+def _curves(run_dir: Path, log) -> None:
+    """curves.png from the run's stats.jsonl, also for a run that stopped; a picture never fails a run."""
+    try:
+        write_curves(run_dir)
+    except Exception as e:  # noqa: BLE001 - e.g. a plotting backend problem: the run's files are written already
+        log(f"warning: {run_dir / 'curves.png'} not drawn ({type(e).__name__}: {e})")
 
 
 def run(cfg: Config, log=print, tables: bool = True, given: set[str] | None = None) -> dict:
@@ -238,5 +246,6 @@ def _run(cfg: Config, run_dir: Path, ckpt: dict | None, encoders: dict | None, r
         tracker.finish(exit_code)
         if rank == 0:
             atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=1, default=float))
+            _curves(run_dir, log)
         teardown()
     return summary

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from evaluation.figures import real_vs_generated_grid
@@ -19,19 +20,49 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_real_vs_generated_grid_layout():
+    from data_utils.classes import class_name
     fake = np.zeros((6, 8, 8, 3), np.uint8)
     fake[:3] = 255  # class 2: white fakes; class 1: black fakes
     labels_fake = np.array([2, 2, 2, 1, 1, 1])
     real = np.full((4, 8, 8, 3), 128, np.uint8)
     labels_real = np.array([1, 1, 2, 2])
-    g = real_vs_generated_grid(fake, labels_fake, real, labels_real, per_class=3)
-    assert g.shape == (3, 4 * 10 + 2, 3 * 10 + 2)  # 2 classes x (generated row, real row), 2 px padding
-    cell = lambda r, c: g[:, 2 + 10 * r:10 + 10 * r, 2 + 10 * c:10 + 10 * c]  # noqa: E731
-    assert cell(0, 0).max() == 0  # class 1 (sorted first): generated row is black
-    assert abs(float(cell(1, 0).mean()) - 128 / 255) < 1e-6 and cell(1, 2).max() == 0  # 2 real photos, 1 empty
-    assert cell(2, 2).min() == 1  # class 2 generated: white
+    rows, labels = real_vs_generated_grid(fake, labels_fake, real, labels_real, per_class=3)
+    assert rows.shape == (4, 3, 3, 8, 8)  # 2 classes x (generated row, real row), 3 columns
+    assert rows[0].max() == 0  # class 1 (sorted first): generated row is black
+    assert abs(float(rows[1, 0].mean()) - 128 / 255) < 1e-6 and rows[1, 2].max() == 0  # 2 real photos, 1 empty
+    assert rows[2].min() == 1  # class 2 generated: white
+    assert labels == [f"{class_name(1)}:\ngenerated from captions", f"{class_name(1)}:\nreal photos",
+                      f"{class_name(2)}:\ngenerated from captions", f"{class_name(2)}:\nreal photos"]
     with pytest.raises(ValueError, match="no generated images"):
         real_vs_generated_grid(fake[:0], labels_fake[:0], real, labels_real)
+
+
+def _dark(im: Image.Image, box: tuple[int, int, int, int]) -> int:
+    """How many pixels of `box` are dark (text on the white paper)."""
+    return sum(v < 100 for v in im.convert("L").crop(box).getdata())
+
+
+def test_captioned_grid_puts_the_text_beside_its_row(tmp_path):
+    from PIL import ImageFont
+    from core.pictures import FONT_SIZE, LINE, captioned_grid, save_picture, wrap
+    font = ImageFont.load_default(size=FONT_SIZE)
+    lines = wrap("a flower with thin white petals and a yellow centre " * 3, 120, font)
+    assert 1 < len(lines) <= 3 and lines[-1].endswith("...") and all(font.getlength(t) <= 120 for t in lines)
+    assert wrap("first line\nsecond", 500, font) == ["first line", "second"]
+    assert len(wrap("word " * 10_000, 100, font)) == 3  # a huge caption stays three lines
+    images = torch.full((2, 3, 3, 32, 32), -1.0)  # black cells on white paper
+    plain = captioned_grid(images)
+    assert plain.size == (3 * 32 + 4 * 2, 2 * (32 + 2) + 2)  # no text: the grid alone, 2 px padding
+    pic = captioned_grid(images, captions=["red petals", "blue petals"], labels=["seen", "unseen"], label_width=60)
+    w, h = pic.size
+    row = 32 + 2 + LINE + 4  # a row of cells, then its one-line caption
+    assert w == 60 + 2 + 3 * 32 + 4 * 2 and h == 2 + 2 * row
+    assert _dark(pic, (0, 2, 58, 34)) > 5 and _dark(pic, (0, 2 + row, 58, 34 + row)) > 5  # the labels
+    assert _dark(pic, (64, 35, w, 34 + LINE)) > 5  # the caption under the first row, on white
+    assert _dark(plain, (0, 35, plain.size[0], 36)) == 0  # between the rows of the plain grid: paper only
+    path = save_picture(pic, tmp_path / "grid.png")
+    with Image.open(path) as im:
+        assert im.size == (w, h)
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +90,9 @@ def analysed_run(notebook_run) -> Path:
 def test_run_writes_figures_and_logs_them_offline(analysed_run):
     figs = analysed_run / "eval" / "figures"
     assert sorted(p.name for p in figs.glob("*.png")) == ["real_vs_generated.png", "tsne_3d.png", "umap_2d.png"]
-    with Image.open(figs / "real_vs_generated.png") as im:
-        assert im.size == (5 * 66 + 2, 10 * 66 + 2)  # 5 columns; generated + real row for each of 5 test classes
+    with Image.open(figs / "real_vs_generated.png") as im:  # 5 columns beside the row labels; 2 rows per class
+        assert im.size[0] == 150 + 2 + 5 * 66 + 2 and im.size[1] > 10 * 66
+        assert _dark(im, (0, 30, 150, im.size[1])) > 100  # the labels: the class and which row is real
     with Image.open(figs / "tsne_3d.png") as im:
         assert min(im.size) > 300 and len(set(im.convert("L").getdata())) > 10  # a real drawing, not blank
     summary = json.loads((analysed_run / "summary.json").read_text())

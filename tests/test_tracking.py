@@ -320,6 +320,7 @@ def _index(folder: Path) -> dict:
 
 
 def test_grid_sweep_with_crashing_trial_and_best_run(tmp_path, mini_root, mini_cache):
+    from PIL import Image
     from core.io import load_checkpoint
     sweep_file = _write(tmp_path / "grid.yaml", {
         "program": "run_experiment.py", "method": "grid", "metric": {"name": "eval/score", "goal": "maximize"},
@@ -364,10 +365,15 @@ def test_grid_sweep_with_crashing_trial_and_best_run(tmp_path, mini_root, mini_c
     assert ckpt["config"]["train"]["diffaug"] == best["params"]["train.diffaug"]
     assert best_run(folder / best["run_dir"])["checkpoint"] == res["checkpoint"]
     assert best_run(runs)["checkpoint"] == res["checkpoint"]
+    assert (folder / "trials.png").is_file()  # the driver drew its trials when it ended
+    (folder / "trials.png").unlink()
     cli = subprocess.run([sys.executable, "-m", "tracking.best_run", str(folder)], cwd=REPO, env=_child_env(),
                          capture_output=True, text=True, timeout=60)
     assert cli.returncode == 0, cli.stderr
-    assert json.loads(cli.stdout)["checkpoint"] == res["checkpoint"]
+    printed = json.loads(cli.stdout)
+    assert printed["checkpoint"] == res["checkpoint"] and printed["trials_plot"] == str(folder / "trials.png")
+    with Image.open(folder / "trials.png") as im:  # the swept parameter against eval/score
+        assert im.size[0] > 300 and len(set(im.convert("L").getdata())) > 10
     # the failed trial (rejected before its run folder existed) is no run to pick
     assert not (folder / "trials" / bad["name"]).exists()
     with pytest.raises(BestRunError):
@@ -450,6 +456,7 @@ def test_hyperband_stops_a_bad_trial(where, tmp_path):
     assert bad["status"] == "stopped" and bad["metric"] is None and "hyperband on val/kid" in bad["stop_reason"]
     assert 2 <= len(bad["history"]) < 40 and bad["checkpoint"].endswith("last.pt")
     assert index["best"]["name"] == goods[0]["name"] and index["early_terminate"]["type"] == "hyperband"
+    assert (Path(p.stdout.strip().splitlines()[-1]) / "trials.png").is_file()
 
 
 def test_best_run_errors(tmp_path, no_wandb_env):

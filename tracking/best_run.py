@@ -11,7 +11,9 @@ SOURCE is one of
 
 The result has at least run_id, metric (the sweep metric `eval/score`, higher is better, unless a
 sweep says otherwise), metric_name, checkpoint (a .pt loadable with core.io.load_checkpoint),
-config (the run's resolved config, nested), metrics (numeric summary values) and run_dir.
+config (the run's resolved config, nested), metrics (numeric summary values) and run_dir. For a local sweep folder
+the command also draws RUNS/sweeps/<id>/trials.png (tracking/trials.py: each swept parameter against the sweep
+metric) and names it as trials_plot.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ import yaml
 from core.files import CheckpointError, resolve_checkpoint
 
 from .sweep_file import SWEEP_METRIC
+from .trials import write_trials_plot
 
 
 class BestRunError(ValueError):
@@ -167,11 +170,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("source", help="runs/sweeps/<id>, runs/<run_id>, runs/, or entity/project/sweep_id")
     p.add_argument("--download-root", help="where a W&B artifact is downloaded (default runs/artifacts/...)")
     args = p.parse_args(argv)
+    sweep = Path(args.source).parent if Path(args.source).name == "index.json" else Path(args.source)
+    plot = None
+    if (sweep / "index.json").is_file():  # a local sweep: its trials in one picture, also when none finished
+        try:
+            plot = write_trials_plot(sweep)
+        except (ValueError, KeyError, OSError) as e:
+            print(f"warning: {sweep / 'trials.png'} not drawn ({type(e).__name__}: {e})", file=sys.stderr)
     try:
         result = best_run(args.source, args.download_root)
     except BestRunError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    if plot is not None:
+        result["trials_plot"] = str(plot)
     print(json.dumps(result, indent=1, default=str))
     return 0
 

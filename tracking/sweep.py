@@ -23,7 +23,8 @@ resumable checkpoint and exits 0 (status interrupted): "stopped".
 
 `RUNS/sweeps/ID/index.json` records every trial (parameters, command, status
 finished|failed|stopped, metric, checkpoint, run directory, log, stop-metric history) and the best
-finished trial; `--sweep-id ID` continues a sweep. The last line printed is the sweep folder.
+finished trial, and `trials.png` beside it plots them (tracking/trials.py); `--sweep-id ID` continues a
+sweep. The last line printed is the sweep folder.
 """
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ from core.files import atomic_write_text, read_stats
 
 from .sweep_file import (STOP_GOAL, STOP_METRIC, SWEEP_METRIC, SweepError, _engine, _py,  # noqa: F401
                          expand_command, load_sweep, preflight, validate_sweep)
+from .trials import write_trials_plot
 
 STATE_OF_STATUS = {"finished": "finished", "failed": "failed", "stopped": "killed", "running": "running"}
 HYPERBAND = {"type": "hyperband", "min_iter": 3, "eta": 2}  # --hyperband: compared after 3, 6, 12 ... validations
@@ -267,6 +269,7 @@ def run_sweep(sweep_file: str | Path, count: int | None = None, sweep_id: str | 
     preflight(config, list(extra or []))
     sweep = LocalSweep(config, sweep_id, runs_dir, extra, sweep_file=str(sweep_file), **kwargs)
     sweep.run(count)
+    sweep.log(f"[{sweep.sweep_id}] trials: {write_trials_plot(sweep.folder)}")
     return sweep.folder
 
 

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision.utils import save_image
-
+from core.pictures import captioned_grid, save_picture
 from data_utils.augment import center_crop
 from metrics.encoder import knn_accuracy
 from metrics.generation import kid
@@ -23,27 +22,28 @@ VALIDATION_GOALS = {"val/kid": "min", "val/best_kid": "min", "val/distill": "min
 
 
 def fixed_inputs(data, noise_dim: int) -> dict:
-    """Fixed (noise, caption) pairs rendered at every snapshot: 4 val + 4 test-class captions x 8 noises."""
+    """Fixed (noise, caption) pairs rendered at every snapshot: 4 val + 4 test-class captions x 8 noises; "kinds"
+    says which rows are seen-class (val) and which unseen-class captions."""
     g = torch.Generator().manual_seed(1234)
     rows = []
-    for split in (data.val, data.test):
+    for kind, split in (("seen class", data.val), ("unseen class", data.test)):
         pick = torch.randperm(len(split), generator=g)[:4]
         for i in pick.tolist():
             j = int(torch.nonzero(split.lengths[i] > 0)[0])
-            rows.append((split.tokens[i, j], split.lengths[i, j], split.captions[i][j]))
+            rows.append((split.tokens[i, j], split.lengths[i, j], split.captions[i][j], kind))
     z = torch.randn(8, noise_dim, generator=g)
     return {"tokens": torch.stack([r[0] for r in rows]), "lengths": torch.stack([r[1] for r in rows]),
-            "captions": [r[2] for r in rows], "z": z}
+            "captions": [r[2] for r in rows], "kinds": [r[3] for r in rows], "z": z}
 
 
 @torch.no_grad()
 def sample_grid(text_encoder, g_ema, fixed: dict, path: Path, device) -> Path:
-    """Render the fixed inputs with the EMA generator (text-only path) to a PNG grid, one caption per row."""
+    """Render the fixed inputs with the EMA generator (text-only path) to a PNG grid: one row per caption, the
+    caption (and whether its class is seen in training) under its row."""
     imgs = generate_from_tokens(text_encoder, g_ema, fixed["tokens"], fixed["lengths"], fixed["z"],
                                 device)  # (C, K, 3, 64, 64)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_image(imgs.flatten(0, 1), path, nrow=imgs.shape[1], normalize=True, value_range=(-1, 1))
-    return path
+    captions = [f"{kind}: {c}" for kind, c in zip(fixed["kinds"], fixed["captions"])]
+    return save_picture(captioned_grid(imgs, captions), path)
 
 
 @torch.no_grad()
