@@ -436,6 +436,7 @@ json.dump(summary, open(os.path.join(run_dir, "summary.json"), "w"))
 
 @pytest.mark.parametrize("where", ["sweep file", "--hyperband"])
 def test_hyperband_stops_a_bad_trial(where, tmp_path):
+    from PIL import Image
     """A stand-in runner (same arguments, stats.jsonl, SIGTERM -> status interrupted, exit 0): the second
     trial's val/kid stays far above the others', so hyperband stops it at its first band. Hyperband comes from
     the sweep file's early_terminate block, or from the driver's --hyperband (min_iter 3, eta 2: it compares a
@@ -456,7 +457,13 @@ def test_hyperband_stops_a_bad_trial(where, tmp_path):
     assert bad["status"] == "stopped" and bad["metric"] is None and "hyperband on val/kid" in bad["stop_reason"]
     assert 2 <= len(bad["history"]) < 40 and bad["checkpoint"].endswith("last.pt")
     assert index["best"]["name"] == goods[0]["name"] and index["early_terminate"]["type"] == "hyperband"
-    assert (Path(p.stdout.strip().splitlines()[-1]) / "trials.png").is_file()
+    folder = Path(p.stdout.strip().splitlines()[-1])
+    assert (folder / "trials.png").is_file()  # the driver drew its trials when it ended
+    (folder / "trials.png").unlink()
+    from tracking.best_run import main as best_run_main
+    assert best_run_main([str(folder)]) == 1  # the stand-in runner saves no best.pt: no best run to name ...
+    with Image.open(folder / "trials.png") as im:  # ... but the trials are drawn, the stopped one among them
+        assert im.size[0] > 300 and len(set(im.convert("L").getdata())) > 10
 
 
 def test_best_run_errors(tmp_path, no_wandb_env):
