@@ -71,7 +71,7 @@ class TrainConfig:
     eval_every: int = 10  # epochs between validation metrics / best-checkpoint checks
     log_every: int = 20  # steps between logged losses
     max_steps: int = 0  # >0: cut every epoch to this many steps (smoke tests, benchmarks)
-    amp: str = "off"  # mixed precision for the training steps: off | bf16 | fp16 (fp16 with gradient scalers)
+    amp: str = "off"  # mixed precision of the training steps: off | auto (bf16 / fp16 by GPU, off on CPU) | bf16 | fp16
     channels_last: bool = True  # NHWC memory layout for the conv nets' weights and inputs (faster CPU convolutions)
     compile: bool = False  # torch.compile the source encoder and the generator's synthesis in the training steps
     reuse_host_memory: bool = True  # keep freed CPU tensor memory for the next step (glibc; core/runtime.py)
