@@ -14,6 +14,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from tracking.best_run import BestRunError, best_run
@@ -319,13 +320,15 @@ def _index(folder: Path) -> dict:
     return json.loads((folder / "index.json").read_text())
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the failing trial asks for CUDA on a machine without it")
 def test_grid_sweep_with_crashing_trial_and_best_run(tmp_path, mini_root, mini_cache):
     from PIL import Image
     from core.io import load_checkpoint
     sweep_file = _write(tmp_path / "grid.yaml", {
         "program": "run_experiment.py", "method": "grid", "metric": {"name": "eval/score", "goal": "maximize"},
-        # the middle value has the right type but the runner rejects it: exit 2, the sweep goes on
-        "parameters": {"train.diffaug": {"values": ["color,translation,cutout", "color,blur", "translation"]}}})
+        # the middle value passes the sweep's checks (a valid device name) but the runner rejects it on a machine
+        # without CUDA: exit 2, the sweep goes on
+        "parameters": {"train.device": {"values": ["cpu", "cuda", "auto"]}}})
     runs = tmp_path / "runs"
     # an API key in the environment (offline runs never use it) must not end up in any file
     p = _sweep([str(sweep_file), "--runs-dir", str(runs), "--", *_trial_args(mini_root, mini_cache)],
@@ -339,30 +342,30 @@ def test_grid_sweep_with_crashing_trial_and_best_run(tmp_path, mini_root, mini_c
     sid = index["sweep_id"]
     assert folder.name == sid and index["method"] == "grid" and index["metric"]["name"] == "eval/score"
     trials = index["trials"]
-    assert [t["params"]["train.diffaug"] for t in trials] == ["color,translation,cutout", "color,blur", "translation"]
+    assert [t["params"]["train.device"] for t in trials] == ["cpu", "cuda", "auto"]
     assert [t["status"] for t in trials] == ["finished", "failed", "finished"]
     assert [t["name"] for t in trials] == [f"{sid}-1", f"{sid}-2", f"{sid}-3"]
     bad = trials[1]
-    assert bad["returncode"] == 2 and "train.diffaug" in bad["error"] and bad["checkpoint"] is None
+    assert bad["returncode"] == 2 and "train.device" in bad["error"] and bad["checkpoint"] is None
     for t in (trials[0], trials[2]):
         assert isinstance(t["metric"], float) and t["returncode"] == 0
         assert (folder / t["checkpoint"]).is_file() and (folder / t["run_dir"] / "summary.json").is_file()
         assert t["run_dir"] == f"trials/{t['name']}"
-        assert f"--train.diffaug={t['params']['train.diffaug']}" in t["command"]
+        assert f"--train.device={t['params']['train.device']}" in t["command"]
         assert len(t["history"]) == 1  # one val/kid per GAN validation
         rec = _inspect(next((folder / "trials" / "wandb").glob(f"offline-run-*-{t['wandb_run_id']}")))
         assert rec["run_group"] == sid and rec["display_name"] == t["name"]
-        assert rec["config"]["update"]["train.diffaug"] == t["params"]["train.diffaug"]
+        assert rec["config"]["update"]["train.device"] == t["params"]["train.device"]
     best = max((trials[0], trials[2]), key=lambda t: t["metric"])
     assert index["best"]["name"] == best["name"] and index["best"]["metric"] == best["metric"]
 
     # best_run: the sweep folder, the winning run folder, and the whole runs folder agree
     res = best_run(folder)
     assert res["run_id"] == best["name"] and res["metric"] == best["metric"] and res["sweep_id"] == sid
-    assert res["config"]["train"]["diffaug"] == best["params"]["train.diffaug"]
+    assert res["config"]["train"]["device"] == best["params"]["train.device"]
     assert res["metrics"]["eval/score"] == best["metric"] and Path(res["run_dir"]).is_dir()
     ckpt = load_checkpoint(Path(res["checkpoint"]))
-    assert ckpt["config"]["train"]["diffaug"] == best["params"]["train.diffaug"]
+    assert ckpt["config"]["train"]["device"] == best["params"]["train.device"]
     assert best_run(folder / best["run_dir"])["checkpoint"] == res["checkpoint"]
     assert best_run(runs)["checkpoint"] == res["checkpoint"]
     assert (folder / "trials.png").is_file()  # the driver drew its trials when it ended
