@@ -7,6 +7,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
+from .discriminator import ProjectionDiscriminator
+
 
 class DownBlock(nn.Module):
     """Residual x1/2 block with spectral norm: (N, cin, H, W) -> (N, cout, H/2, W/2).
@@ -35,7 +37,7 @@ class DownBlock(nn.Module):
         return self.conv2(h) + self.skip(F.avg_pool2d(x, 2))
 
 
-class ResDiscriminator(nn.Module):
+class ResDiscriminator(ProjectionDiscriminator):
     """(image, text encoding[, source representation]) -> realism-and-match logit.
 
     img (N, 3, 64, 64) -> DownBlocks of widths d, 2d, 4d, 8d (64 -> 32 -> 16 -> 8 -> 4 px) -> LeakyReLU, 3x3 SN
@@ -51,23 +53,9 @@ class ResDiscriminator(nn.Module):
         self.blocks = nn.Sequential(*[DownBlock(cin, cout, first=i == 0)
                                       for i, (cin, cout) in enumerate(zip(chans[:-1], chans[1:]))])
         self.out = spectral_norm(nn.Conv2d(8 * d, 8 * d, 3, 1, 1))
-        self.linear = spectral_norm(nn.Linear(8 * d, 1))
-        self.text_proj = spectral_norm(nn.Linear(text_dim, 8 * d))
-        self.rep_proj = spectral_norm(nn.Linear(rep_dim, 8 * d)) if rep_dim else None
+        self.heads(8 * d, text_dim, rep_dim)
 
     def features(self, img: torch.Tensor) -> torch.Tensor:
         """img: (N, 3, 64, 64) -> (N, 8d) pooled image features h (text-independent)."""
         h = self.blocks(img)  # (N, 8d, 4, 4)
         return F.leaky_relu(self.out(F.leaky_relu(h, 0.2)), 0.2).sum(dim=(2, 3))
-
-    def logits(self, h: torch.Tensor, text: torch.Tensor, rep: torch.Tensor | None = None) -> torch.Tensor:
-        """h: (N, 8d) from `features`, text: (N, text_dim), rep: (N, rep_dim) or None -> (N,) logits; rep is
-        required exactly when the discriminator was built with rep_dim > 0."""
-        if (rep is None) != (self.rep_proj is None):
-            raise ValueError("ResDiscriminator: pass rep exactly when built with rep_dim > 0")
-        out = self.linear(h).squeeze(1) + (self.text_proj(text) * h).sum(1)
-        return out if rep is None else out + (self.rep_proj(rep) * h).sum(1)
-
-    def forward(self, img: torch.Tensor, text: torch.Tensor, rep: torch.Tensor | None = None) -> torch.Tensor:
-        """img: (N, 3, 64, 64), text: (N, text_dim), rep: (N, rep_dim) or None -> (N,) logits."""
-        return self.logits(self.features(img), text, rep)
