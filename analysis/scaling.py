@@ -19,36 +19,10 @@ from pathlib import Path
 
 import yaml
 
+from training.flops import gan_step_flops
+
 FIGURE_METRICS = (("kid", "KID, evaluator space (lower is better)"),
                   ("judge_unseen5", "judge: right class among the 5 unseen (higher is better)"))
-
-
-def gan_step_flops(cfg, vocab_size: int = 1000) -> float:
-    """FLOPs per image of one GAN step (D step + G step, training.gan_stage.gan_step) of `cfg`'s networks at its
-    GAN batch, averaged over one lazy-R1 period; counted with torch.utils.flop_counter on random inputs."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from models.build import build_networks
-    from training.gan_stage import GanBatch, GanNets, gan_step
-
-    mc, tc = cfg.model, cfg.train
-    torch.manual_seed(0)
-    nets = build_networks(mc, vocab_size)
-    E = nets.encoder.eval().requires_grad_(False)
-    G, D = nets.generator.train(), nets.discriminator.train()
-    b = tc.gan_batch_size or tc.batch_size
-    size = cfg.data.image_size
-    batch = GanBatch(torch.rand(b, 3, size, size) * 2 - 1, torch.randn(b, mc.text_dim), torch.randn(b, mc.embed_dim),
-                     torch.randn(b, mc.noise_dim))
-    every = tc.r1_every if tc.r1_gamma > 0 else 1
-    total = 0
-    for k in range(every):
-        with FlopCounterMode(display=False) as fc:
-            gan_step(GanNets(G, D, G.synthesize, E, D.features), batch, tc,
-                     lambda key, loss, params: loss.backward(), r1_now=k == 0, d_rep=mc.d_rep)
-        total += fc.get_total_flops()
-    return total / every / b
 
 
 def _get(d: dict, dotted: str):

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.timing import Phases, time_loop, timed_once
+from training.flops import count_flops, r1_period_flops
 
 
 def _quiet(*args, **kwargs) -> None:
@@ -219,26 +220,18 @@ def count_step_flops(b: Bench) -> dict:
     torch.utils.flop_counter: convolutions and matrix products, which are nearly all of it) and of each network's
     forward pass; the encoder step at batch B, the GAN step at the GAN batch. Counted on the real step, so
     whatever the step computes (R1 every r1_every steps: counted at its average share) is in it."""
-    from torch.utils.flop_counter import FlopCounterMode
     tr = b.tr
-
-    def flops(fn) -> int:
-        with FlopCounterMode(display=False) as fc:
-            fn()
-        return fc.get_total_flops()
-
     out = {}
     tr.nets.text_encoder.train().requires_grad_(True)
     tr.nets.encoder.train().requires_grad_(True)
     tr.state.update(stage="encoder", step=1)
-    out["encoder_step_per_image"] = flops(lambda: tr.encoder.step(b.batch_idx())) / b.B
+    out["encoder_step_per_image"] = count_flops(lambda: tr.encoder.step(b.batch_idx())) / b.B
     tr.set_stage_modes("gan")
-    every = b.cfg.train.r1_every if b.cfg.train.r1_gamma > 0 else 1
-    total = 0
-    for k in range(every):  # one whole R1 period: the lazy penalty at its average share
-        tr.state.update(stage="gan", step=k)
-        total += flops(lambda: tr.gan.step(b.batch_idx(b.GB)))
-    out["gan_step_per_image"] = total / every / b.GB
+
+    def gan_step(k: int):
+        tr.state.update(stage="gan", step=k)  # the trainer applies R1 when step % r1_every == 0
+        return tr.gan.step(b.batch_idx(b.GB))
+    out["gan_step_per_image"] = r1_period_flops(gan_step, b.cfg.train.r1_gamma, b.cfg.train.r1_every) / b.GB
     with torch.no_grad():
-        out["forward_per_image"] = {name: flops(fwd) / b.B for name, (_, fwd) in _network_calls(b).items()}
+        out["forward_per_image"] = {name: count_flops(fwd) / b.B for name, (_, fwd) in _network_calls(b).items()}
     return out

@@ -236,6 +236,9 @@ def validate(cfg: Config) -> None:
         parse_policy(cfg.train.diffaug)
     except ValueError as e:
         raise ConfigError(f"config key 'train.diffaug': {e}") from None
+    if cfg.model.g_z_norm and cfg.model.arch != "resnet":
+        raise ConfigError(f"config key 'model.g_z_norm': the noise in every conditional BN is a resnet generator's "
+                          f"option, and model.arch is {cfg.model.arch!r}")
     if cfg.train.encoder_epochs + cfg.train.gan_epochs > 200:
         raise ConfigError(
             f"train.encoder_epochs + train.gan_epochs = {cfg.train.encoder_epochs + cfg.train.gan_epochs} "

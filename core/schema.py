@@ -35,6 +35,7 @@ class ModelConfig:
     cond_dim: int = 64  # conditioning-augmentation output size for the text encoding
     g_width: int = 48  # preferred generator conv width (the mapping MLP is sized to hit g_ratio)
     g_upsample: str = "nearest"  # x2 upsampling of every block: nearest | bilinear, or 4 comma-separated (README)
+    g_z_norm: bool = False  # resnet: the noise z also sets every conditional BN's scale and shift (BigGAN)
     d_width: int = 32  # base channel width of the discriminator
     d_rep: bool = False  # the discriminator also projects the source representation r (judges image-r fit)
     g_ratio: float = 0.5  # generator params / encoder params (the assignment fixes 0.5)

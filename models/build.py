@@ -50,7 +50,7 @@ def res_generator_widths(target: int, mc, text_dim: int) -> tuple[int, int]:
     def size(w: int, c4: int) -> int:
         with torch.device("meta"):  # counts parameters without allocating them
             return count_params(ResGenerator(w, mc.noise_dim, mc.cond_dim, mc.embed_dim, text_dim, init_width=c4,
-                                             upsample=mc.g_upsample))
+                                             upsample=mc.g_upsample, z_norm=mc.g_z_norm))
 
     for w in sorted(range(4, 129, 2), key=lambda w: (abs(w - mc.g_width), -w)):
         lo, hi = 2 * w, 64 * w
@@ -91,7 +91,7 @@ def build_networks(mc, vocab_size: int) -> Networks:
     if mc.arch == "resnet":
         w, c4 = res_generator_widths(target, mc, mc.text_dim)
         gen = ResGenerator(w, mc.noise_dim, mc.cond_dim, mc.embed_dim, mc.text_dim, init_width=c4,
-                           upsample=mc.g_upsample)
+                           upsample=mc.g_upsample, z_norm=mc.g_z_norm)
     elif mc.arch == "dcgan":
         w, m = generator_widths(target, mc, mc.text_dim)
         gen = Generator(w, m, mc.noise_dim, mc.cond_dim, mc.embed_dim, mc.text_dim, upsample=mc.g_upsample)

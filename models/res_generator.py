@@ -73,7 +73,8 @@ class ResGenerator(nn.Module):
 
     The text encoding t (N, text_dim) goes through conditioning augmentation (StackGAN): a linear layer gives
     mu, logvar (N, cond_dim) and c = mu + eps * exp(logvar / 2). s = (c, r) (N, cond_dim + embed_dim) conditions
-    every BatchNorm (CondBatchNorm). Channels C = res_generator_channels(width, init_width):
+    every BatchNorm (CondBatchNorm); with `z_norm`, s = (z, c, r) (N, noise_dim + cond_dim + embed_dim), so the
+    noise reaches every resolution too (BigGAN's hierarchical latent, with the whole z at every layer). Channels C = res_generator_channels(width, init_width):
 
         (z, c, r) (N, noise_dim + cond_dim + embed_dim) -> Linear -> (N, C4, 4, 4)
         -> ResUpBlock, 1 conv, no upsampling      (N, C4, 4, 4)
@@ -89,14 +90,14 @@ class ResGenerator(nn.Module):
     """
 
     def __init__(self, width: int, noise_dim: int, cond_dim: int, embed_dim: int, text_dim: int,
-                 init_width: int = 0, img_resolution: int = 64, upsample: str = "nearest"):
+                 init_width: int = 0, img_resolution: int = 64, upsample: str = "nearest", z_norm: bool = False):
         super().__init__()
         if img_resolution != 64:
             raise ValueError(f"ResGenerator produces 64x64 images, got img_resolution={img_resolution}")
         if width < 4:
             raise ValueError(f"generator width must be >= 4, got {width}")
         chans = res_generator_channels(width, init_width)
-        s_dim = cond_dim + embed_dim
+        s_dim = cond_dim + embed_dim + (noise_dim if z_norm else 0)
         self.ca = nn.Linear(text_dim, 2 * cond_dim)
         self.fc = nn.Linear(noise_dim + cond_dim + embed_dim, 16 * chans[0])
         self.block4 = ResUpBlock(chans[0], chans[0], 1, "", s_dim)
@@ -104,7 +105,7 @@ class ResGenerator(nn.Module):
                                      zip(chans[:-1], chans[1:], (2, 1, 1, 1), block_modes(upsample))])
         self.out_norm = CondBatchNorm(chans[-1], s_dim)
         self.to_rgb = nn.Conv2d(chans[-1], 3, 3, 1, 1)
-        self.width, self.init_width, self.noise_dim = width, chans[0], noise_dim
+        self.width, self.init_width, self.noise_dim, self.z_norm = width, chans[0], noise_dim, z_norm
 
     def condition(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """t: (N, text_dim) -> c, mu, logvar, each (N, cond_dim); c is sampled (reparameterised)."""
@@ -114,7 +115,7 @@ class ResGenerator(nn.Module):
 
     def synthesize(self, z: torch.Tensor, c: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         """z: (N, noise_dim), c: (N, cond_dim), r: (N, embed_dim) -> (N, 3, 64, 64) in [-1, 1]."""
-        s = torch.cat([c, r], dim=1)  # (N, cond_dim + embed_dim)
+        s = torch.cat([z, c, r] if self.z_norm else [c, r], dim=1)  # (N, [noise_dim +] cond_dim + embed_dim)
         h = self.fc(torch.cat([z, c, r], dim=1)).view(z.shape[0], self.init_width, 4, 4)  # (N, C4, 4, 4)
         h = self.block4(h, s)
         for block in self.blocks:

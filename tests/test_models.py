@@ -312,7 +312,7 @@ def test_generator_conditional_norm_starts_plain_and_reaches_every_block():
 
 # ---------------------------------------------------------------- model.arch = resnet
 RES_VARIED = [dict(), dict(enc_width=48), dict(enc_width=16, embed_dim=64, g_width=8, d_width=16),
-              dict(g_upsample="bilinear,nearest,nearest,bilinear")]
+              dict(g_upsample="bilinear,nearest,nearest,bilinear"), dict(g_z_norm=True)]
 
 
 @pytest.mark.parametrize("kw", RES_VARIED, ids=[f"res{i}" for i in range(len(RES_VARIED))])
@@ -369,6 +369,36 @@ def test_resnet_generator_blocks_start_as_plain_batchnorm_and_condition_reaches_
             for norm in block.norms:
                 norm.affine.weight.normal_()
     assert not torch.allclose(g.synthesize(z, c, r), g.synthesize(z, c, torch.randn(2, 16)))
+
+
+def test_resnet_generator_z_norm_lets_the_noise_set_every_conditional_bn():
+    """model.g_z_norm: z joins (c, r) as every CBN's condition. With z cut from the input layer and learned CBN
+    maps, two noises give two images only when z reaches the norms."""
+    from models.res_generator import ResGenerator
+    z1, z2, c, r = torch.randn(2, 16), torch.randn(2, 16), torch.randn(2, 8), torch.randn(2, 16)
+    images = {}
+    for z_norm in (False, True):
+        torch.manual_seed(0)
+        g = ResGenerator(8, 16, 8, 16, 12, z_norm=z_norm).eval()
+        with torch.no_grad():
+            g.fc.weight[:, :16] = 0  # the input layer's noise columns
+            for block in [g.block4, *g.blocks]:
+                for norm in block.norms:
+                    assert norm.affine.in_features == 8 + 16 + (16 if z_norm else 0)
+                    norm.affine.weight.normal_()
+        images[z_norm] = g.synthesize(z1, c, r), g.synthesize(z2, c, r)
+    torch.testing.assert_close(*images[False])
+    assert (images[True][0] - images[True][1]).abs().mean() > 1e-3
+
+
+def test_z_norm_is_a_resnet_option():
+    from core.config import ConfigError, validate
+    cfg = Config()
+    cfg.model.g_z_norm = True
+    with pytest.raises(ConfigError, match="model.g_z_norm"):
+        validate(cfg)
+    cfg.model.arch = "resnet"
+    validate(cfg)
 
 
 def test_arch_is_checked():

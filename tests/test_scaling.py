@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from analysis.scaling import gan_step_flops, markdown_table, plot
+from analysis.scaling import markdown_table, plot
+from training.flops import gan_step_flops
 from core.config import build_config
 
 REPO = Path(__file__).resolve().parents[1]
