@@ -21,8 +21,10 @@ import yaml
 
 from training.flops import gan_step_flops
 
-FIGURE_METRICS = (("kid", "KID, evaluator space (lower is better)"),
-                  ("judge_unseen5", "judge: right class among the 5 unseen (higher is better)"))
+FIGURE_METRICS = (("kid", "KID, evaluator space\n(lower is better)"),
+                  ("judge_unseen5", "judge: right class among\nthe 5 unseen (higher is better)"),
+                  ("judge_seen102", "judge: seen-class captions,\namong 102 (higher is better)"),
+                  ("ms_ssim", "MS-SSIM, samples of one caption\n(lower: more diverse)"))
 
 
 def _get(d: dict, dotted: str):
@@ -75,9 +77,24 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def plot(rows: list[dict], out: Path) -> Path:
-    """KID and the judge against GAN compute (PFLOP, log) and against generator steps (log); colour: generator
-    size, marker: batch; a line joins the two batches of one size."""
+def parse_band(text: str) -> tuple[str, float, float]:
+    """"kid=0.040:0.111" -> ("kid", 0.04, 0.111): a reference range drawn across a metric's panels."""
+    key, _, rng = text.partition("=")
+    lo, _, hi = rng.partition(":")
+    keys = [k for k, _ in FIGURE_METRICS]
+    if key not in keys:
+        raise ValueError(f"--band {text!r}: the metric must be one of {', '.join(keys)}")
+    try:
+        return key, float(lo), float(hi)
+    except ValueError:
+        raise ValueError(f"--band {text!r}: expected METRIC=LOW:HIGH with two numbers") from None
+
+
+def plot(rows: list[dict], out: Path, bands: dict[str, tuple[float, float]] | None = None,
+         band_label: str = "reference") -> Path:
+    """KID, the judge (unseen and seen classes) and the same-caption MS-SSIM against GAN compute (PFLOP, log) and
+    against generator steps (log); colour: generator size, marker: batch; a line joins the two batches of one
+    size. bands: {metric: (low, high)}, a reference range (another protocol's spread over runs) shaded grey."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -85,7 +102,9 @@ def plot(rows: list[dict], out: Path) -> Path:
     sizes = sorted({(r["arch"], r["g_params"]) for r in rows}, key=lambda s: s[1])
     colours = plt.get_cmap("viridis")([i / max(1, len(sizes) - 1) * 0.85 for i in range(len(sizes))])
     markers = {8: "o", 32: "s"}
-    fig, axes = plt.subplots(2, 2, figsize=(11, 8), layout="constrained")
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    bands = bands or {}
+    fig, axes = plt.subplots(len(FIGURE_METRICS), 2, figsize=(11, 3.2 * len(FIGURE_METRICS)), layout="constrained")
     for col, (x_key, x_label) in enumerate((("pflops", "GAN-stage compute, PFLOP (log)"),
                                             ("g_steps", "generator steps (log)"))):
         for row, (y_key, y_label) in enumerate(FIGURE_METRICS):
@@ -100,7 +119,12 @@ def plot(rows: list[dict], out: Path) -> Path:
                     ax.errorbar(r[x_key], r[y_key], yerr=r["kid_std"] if y_key == "kid" else None,
                                 marker=markers.get(r["batch"], "^"), color=colour, ms=8, capsize=3,
                                 label=f"{arch} G {g / 1e6:.2f} M, batch {r['batch']}")
+            if y_key in bands:
+                ax.axhspan(*bands[y_key], color="0.5", alpha=0.2, lw=0, label=band_label)
             ax.set_xscale("log")
+            ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1, 2, 5)))  # 0.05 0.1 0.2 ..., 2000 5000 ...
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_xlabel(x_label)
             ax.set_ylabel(y_label)
             ax.grid(alpha=0.3)
@@ -119,14 +143,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="docs/figures/scaling.png", help="the figure")
     p.add_argument("--json", help="also write the rows to this file")
     p.add_argument("--table", action="store_true", help="print the rows as a markdown table")
+    p.add_argument("--band", action="append", default=[], metavar="METRIC=LOW:HIGH",
+                   help=f"a reference range shaded on a metric's panels ({', '.join(k for k, _ in FIGURE_METRICS)})")
+    p.add_argument("--band-label", default="reference", help="the legend's name for the shaded ranges")
     args = p.parse_args(argv)
+    try:
+        bands = {k: (lo, hi) for k, lo, hi in map(parse_band, args.band)}
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     dirs = [Path(r) for r in args.runs]
     missing = [str(d) for d in dirs if not (d / "config.yaml").is_file()]
     if missing:
         print(f"error: not a run folder (no config.yaml): {', '.join(missing)}", file=sys.stderr)
         return 2
     rows = [run_row(d) for d in dirs]
-    print(f"figure: {plot(rows, Path(args.out))}")
+    print(f"figure: {plot(rows, Path(args.out), bands, args.band_label)}")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
     if args.table:

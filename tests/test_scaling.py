@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis.scaling import markdown_table, plot
+from analysis.scaling import markdown_table, parse_band, plot
 from training.flops import gan_step_flops
 from core.config import build_config
 
@@ -35,3 +35,24 @@ def test_table_and_figure(tmp_path):
     assert len(table) == 2 + len(rows) and "| r2 | 4,000,000 |" in table[-1] and "—" in table[-1]
     out = plot(rows, tmp_path / "fig" / "scaling.png")
     assert out.is_file() and out.stat().st_size > 10_000
+    banded = plot(rows, tmp_path / "banded.png", {"kid": (0.04, 0.11)}, "the CPU default")
+    assert banded.is_file() and banded.read_bytes() != out.read_bytes()
+
+
+def test_band_argument():
+    assert parse_band("kid=0.040:0.111") == ("kid", 0.04, 0.111)
+    with pytest.raises(ValueError, match="one of kid"):
+        parse_band("fid=1:2")
+    with pytest.raises(ValueError, match="METRIC=LOW:HIGH"):
+        parse_band("kid=0.04")
+
+
+def test_cli_refuses_a_bad_band_in_one_line(tmp_path, capsys):
+    from analysis.scaling import main
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("{}\n")
+    assert main([str(run), "--band", "kid=low:high", "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --band 'kid=low:high'")
+    assert not (tmp_path / "x.png").exists()
