@@ -35,6 +35,19 @@ def _get(d: dict, dotted: str):
     return d
 
 
+def val_curve(stats_path: Path) -> list[tuple[int, float]]:
+    """(GAN step, val/kid) at every validation of the GAN stage in a run's stats.jsonl; a step logged twice (a
+    resumed run repeats the epoch it was stopped in) keeps its last value."""
+    if not stats_path.is_file():
+        return []
+    points = {}
+    for line in stats_path.read_text().splitlines():
+        rec = json.loads(line) if line.strip() else {}
+        if rec.get("stage") == "gan" and rec.get("val/kid") is not None:
+            points[int(rec["step"])] = float(rec["val/kid"])
+    return sorted(points.items())
+
+
 def run_row(run_dir: Path) -> dict:
     """One run's sizes, steps, compute and metrics (None where the run has no evaluation yet)."""
     from core.config import from_dict
@@ -61,6 +74,7 @@ def run_row(run_dir: Path) -> dict:
         "judge_seen102": _get(m, f"{gen}.train_captions.value.all"),
         "ms_ssim": _get(m, "generation.ms_ssim_same_caption.value"),
         "class_consistency": _get(m, "generation.class_consistency_evaluator_knn"),
+        "val_curve": val_curve(run_dir / "stats.jsonl"),
     }
 
 
@@ -94,17 +108,20 @@ def plot(rows: list[dict], out: Path, bands: dict[str, tuple[float, float]] | No
          band_label: str = "reference") -> Path:
     """KID, the judge (unseen and seen classes) and the same-caption MS-SSIM against GAN compute (PFLOP, log) and
     against generator steps (log); colour: generator size, marker: batch; a line joins the two batches of one
-    size. bands: {metric: (low, high)}, a reference range (another protocol's spread over runs) shaded grey."""
+    size. The last row follows each run's val/kid (held-out seen-class images, source-encoder space) over its
+    validations, against the steps and compute spent so far (runs still training included). bands:
+    {metric: (low, high)}, a reference range (another protocol's spread over runs) shaded grey."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    rows = [r for r in rows if r["kid"] is not None]
-    sizes = sorted({(r["arch"], r["g_params"]) for r in rows}, key=lambda s: s[1])
-    colours = plt.get_cmap("viridis")([i / max(1, len(sizes) - 1) * 0.85 for i in range(len(sizes))])
-    markers = {8: "o", 32: "s"}
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    all_rows, rows = rows, [r for r in rows if r["kid"] is not None]
+    sizes = sorted({(r["arch"], r["g_params"]) for r in all_rows}, key=lambda s: s[1])
+    colours = [plt.get_cmap("tab10")(i % 10) for i in range(len(sizes))]
+    markers = {8: "o", 32: "s"}
     bands = bands or {}
-    fig, axes = plt.subplots(len(FIGURE_METRICS), 2, figsize=(11, 3.2 * len(FIGURE_METRICS)), layout="constrained")
+    n_rows = len(FIGURE_METRICS) + 1  # the last row: val/kid during training
+    fig, axes = plt.subplots(n_rows, 2, figsize=(11, 3.2 * n_rows), layout="constrained")
     for col, (x_key, x_label) in enumerate((("pflops", "GAN-stage compute, PFLOP (log)"),
                                             ("g_steps", "generator steps (log)"))):
         for row, (y_key, y_label) in enumerate(FIGURE_METRICS):
@@ -118,7 +135,7 @@ def plot(rows: list[dict], out: Path, bands: dict[str, tuple[float, float]] | No
                 for r in pts:
                     ax.errorbar(r[x_key], r[y_key], yerr=r["kid_std"] if y_key == "kid" else None,
                                 marker=markers.get(r["batch"], "^"), color=colour, ms=8, capsize=3,
-                                label=f"{arch} G {g / 1e6:.2f} M, batch {r['batch']}")
+                                label=f"{r['run']}: {arch} G {g / 1e6:.2f} M, batch {r['batch']}")
             if y_key in bands:
                 ax.axhspan(*bands[y_key], color="0.5", alpha=0.2, lw=0, label=band_label)
             ax.set_xscale("log")
@@ -128,7 +145,25 @@ def plot(rows: list[dict], out: Path, bands: dict[str, tuple[float, float]] | No
             ax.set_xlabel(x_label)
             ax.set_ylabel(y_label)
             ax.grid(alpha=0.3)
-    handles, labels = axes[0, 0].get_legend_handles_labels()
+        ax = axes[-1, col]  # every validation of each run: quality against steps within the run
+        for (arch, g), colour in zip(sizes, colours):
+            for r in (r for r in all_rows if (r["arch"], r["g_params"]) == (arch, g) and r.get("val_curve")):
+                steps, values = zip(*r["val_curve"])
+                xs = steps if x_key == "g_steps" else [st * r["batch"] * r["gflops_per_image"] / 1e6 for st in steps]
+                done = r["kid"] is not None  # a run still training: dotted, and named in the legend here
+                ax.plot(xs, values, "-" if done else ":", marker=markers.get(r["batch"], "^"), ms=4, color=colour,
+                        label=None if done else f"{r['run']}: {arch} G {g / 1e6:.2f} M, batch {r['batch']} (training)")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1, 2, 5)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel(x_label.replace("GAN-stage compute", "compute so far").replace("generator steps",
+                                                                                     "generator steps so far"))
+        ax.set_ylabel("val/kid during training, source-\nencoder space (log; lower is better)")
+        ax.grid(alpha=0.3)
+    handles, labels = (sum(pair, []) for pair in zip(axes[0, 0].get_legend_handles_labels(),
+                                                     axes[-1, 0].get_legend_handles_labels()))
     fig.legend(handles, labels, loc="outside right center", fontsize=8)
     fig.suptitle("GAN stage at fixed passes, on one set of encoders: size and batch")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis.scaling import markdown_table, parse_band, plot
+from analysis.scaling import markdown_table, parse_band, plot, val_curve
 from training.flops import gan_step_flops
 from core.config import build_config
 
@@ -33,6 +33,8 @@ def test_table_and_figure(tmp_path):
                                                   (4 * 10**6, 8, 400, 0.3, 0.05)])]
     table = markdown_table(rows).splitlines()
     assert len(table) == 2 + len(rows) and "| r2 | 4,000,000 |" in table[-1] and "—" in table[-1]
+    rows[0]["val_curve"] = [(100, 0.01), (400, 0.005)]
+    rows.append(dict(rows[2], run="r3", kid=None, val_curve=[(50, 0.02)]))  # still training: a curve only
     out = plot(rows, tmp_path / "fig" / "scaling.png")
     assert out.is_file() and out.stat().st_size > 10_000
     banded = plot(rows, tmp_path / "banded.png", {"kid": (0.04, 0.11)}, "the CPU default")
@@ -56,3 +58,15 @@ def test_cli_refuses_a_bad_band_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: --band 'kid=low:high'")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_val_curve_reads_the_gan_validations_and_keeps_a_repeated_steps_last_value(tmp_path):
+    import json
+    recs = [{"stage": "encoder", "epoch": 1, "step": 10, "val/kid": 9.0},  # not the GAN stage
+            {"stage": "gan", "epoch": 2, "step": 5, "gan/d_loss": 1.0},  # no validation
+            {"stage": "gan", "epoch": 3, "step": 40, "val/kid": 0.5},
+            {"stage": "gan", "epoch": 4, "step": 80, "val/kid": 0.4},
+            {"stage": "gan", "epoch": 4, "step": 80, "val/kid": 0.3}]  # the epoch repeated after a resume
+    (tmp_path / "stats.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    assert val_curve(tmp_path / "stats.jsonl") == [(40, 0.5), (80, 0.3)]
+    assert val_curve(tmp_path / "missing.jsonl") == []
