@@ -1106,3 +1106,36 @@ def test_publish_refuses_an_unfinished_or_incomplete_run(tmp_path, capsys):
     assert main([str(run_dir), "--out", str(tmp_path / "results")]) == 2
     assert "eval/samples.npz" in capsys.readouterr().err
     assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
+
+
+# ---------------------------------------------------------------- train.neighbour_k (IC-GAN targets)
+def test_neighbour_table_is_cosine_nearest_itself_first():
+    from training.gan_stage import neighbour_table
+    reps = torch.tensor([[1.0, 0.0], [2.0, 0.1], [0.0, 1.0], [0.1, 3.0], [1.0, 1.0]])
+    # cosines: 0 and 1 nearly parallel, 2 and 3 nearly parallel, 4 at 45 degrees between them
+    table = neighbour_table(reps, 2)
+    assert table.tolist() == [[0, 1], [1, 0], [2, 3], [3, 2], [4, 1]]
+    dup = neighbour_table(torch.ones(3, 2), 2)  # identical rows: each still comes first in its own row
+    assert dup[:, 0].tolist() == [0, 1, 2]
+    assert neighbour_table(reps, 9).shape == (5, 5)  # k is capped at the number of images
+
+
+def test_neighbour_targets_come_from_the_frozen_encoders_neighbourhoods(mini_cache, tmp_path, one_thread):
+    from training.gan_stage import neighbour_table
+    cfg = tiny_cfg(mini_cache, **{"train.neighbour_k": 3})
+    tr = make_trainer(cfg, tmp_path / "nk")
+    tr.set_stage_modes("gan")
+    idx = torch.arange(len(tr.images)).repeat(4)
+    targets = tr.gan.neighbour_targets(idx)
+    table = tr.gan.neighbours
+    assert table.shape == (len(tr.images), 3) and (table[:, 0] == torch.arange(len(tr.images))).all()
+    assert all(int(t) in table[int(i)].tolist() for i, t in zip(idx, targets))
+    assert (targets != idx).any()  # some targets are other photos
+    with torch.no_grad():  # the table is the encoder's: rebuilt from the same frozen weights, the same table
+        from data_utils.augment import center_crop, to_float
+        reps = tr.nets.encoder(to_float(center_crop(tr.images, cfg.data.image_size)))
+    assert torch.equal(neighbour_table(reps, 3), table)
+    out = tr.gan.step(torch.arange(8))  # a real GAN step with neighbour targets
+    assert all(torch.isfinite(torch.as_tensor(v)) for v in out.values())
+    off = make_trainer(tiny_cfg(mini_cache), tmp_path / "off")
+    assert torch.equal(off.gan.neighbour_targets(idx), idx) and off.gan.neighbours is None
