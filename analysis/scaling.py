@@ -104,6 +104,19 @@ def parse_band(text: str) -> tuple[str, float, float]:
         raise ValueError(f"--band {text!r}: expected METRIC=LOW:HIGH with two numbers") from None
 
 
+def _label(r: dict) -> str:
+    return f"{r['run']}: {r['arch']} G {r['g_params'] / 1e6:.2f} M, batch {r['batch']}"
+
+
+def _log_x(ax) -> None:
+    """A log x axis labelled at 1, 2, 5 x 10^n (0.05 0.1 0.2 ..., 2000 5000 ...), without minor labels."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1, 2, 5)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def plot(rows: list[dict], out: Path, bands: dict[str, tuple[float, float]] | None = None,
          band_label: str = "reference") -> Path:
     """KID, the judge (unseen and seen classes) and the same-caption MS-SSIM against GAN compute (PFLOP, log) and
@@ -114,7 +127,6 @@ def plot(rows: list[dict], out: Path, bands: dict[str, tuple[float, float]] | No
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
     all_rows, rows = rows, [r for r in rows if r["kid"] is not None]
     sizes = sorted({(r["arch"], r["g_params"]) for r in all_rows}, key=lambda s: s[1])
     colours = [plt.get_cmap("tab10")(i % 10) for i in range(len(sizes))]
@@ -135,13 +147,10 @@ def plot(rows: list[dict], out: Path, bands: dict[str, tuple[float, float]] | No
                 for r in pts:
                     ax.errorbar(r[x_key], r[y_key], yerr=r["kid_std"] if y_key == "kid" else None,
                                 marker=markers.get(r["batch"], "^"), color=colour, ms=8, capsize=3,
-                                label=f"{r['run']}: {arch} G {g / 1e6:.2f} M, batch {r['batch']}")
+                                label=_label(r))
             if y_key in bands:
                 ax.axhspan(*bands[y_key], color="0.5", alpha=0.2, lw=0, label=band_label)
-            ax.set_xscale("log")
-            ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1, 2, 5)))  # 0.05 0.1 0.2 ..., 2000 5000 ...
-            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-            ax.xaxis.set_minor_formatter(NullFormatter())
+            _log_x(ax)
             ax.set_xlabel(x_label)
             ax.set_ylabel(y_label)
             ax.grid(alpha=0.3)
@@ -152,12 +161,9 @@ def plot(rows: list[dict], out: Path, bands: dict[str, tuple[float, float]] | No
                 xs = steps if x_key == "g_steps" else [st * r["batch"] * r["gflops_per_image"] / 1e6 for st in steps]
                 done = r["kid"] is not None  # a run still training: dotted, and named in the legend here
                 ax.plot(xs, values, "-" if done else ":", marker=markers.get(r["batch"], "^"), ms=4, color=colour,
-                        label=None if done else f"{r['run']}: {arch} G {g / 1e6:.2f} M, batch {r['batch']} (training)")
-        ax.set_xscale("log")
+                        label=None if done else _label(r) + " (training)")
+        _log_x(ax)
         ax.set_yscale("log")
-        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1, 2, 5)))
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(x_label.replace("GAN-stage compute", "compute so far").replace("generator steps",
                                                                                      "generator steps so far"))
         ax.set_ylabel("val/kid during training, source-\nencoder space (log; lower is better)")

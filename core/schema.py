@@ -66,7 +66,7 @@ class TrainConfig:
     r1_gamma: float = 0.1  # R1 gradient penalty on real images; 0 disables
     r1_every: int = 4  # lazy R1: apply every N discriminator steps (scaled by N)
     mismatch_weight: float = 0.5  # matching-aware D: weight of (real image, wrong text)
-    neighbour_k: int = 0  # IC-GAN targets: D's real image is one of the k nearest training photos (source-encoder space, itself included) of the captioned one; 0 = the photo itself
+    neighbour_k: int = 0  # IC-GAN: D's real image is one of the photo's k nearest (encoder space); 0 = the photo
     distill_weight: float = 1.0  # encoder(G(z, t, r)) should match r
     kl_weight: float = 1.0  # conditioning augmentation KL
     ema_decay: float = 0.995  # generator EMA decay per 32 images (GanStage.update_ema): a ~6,400-image time constant

@@ -74,7 +74,8 @@ class ResGenerator(nn.Module):
     The text encoding t (N, text_dim) goes through conditioning augmentation (StackGAN): a linear layer gives
     mu, logvar (N, cond_dim) and c = mu + eps * exp(logvar / 2). s = (c, r) (N, cond_dim + embed_dim) conditions
     every BatchNorm (CondBatchNorm); with `z_norm`, s = (z, c, r) (N, noise_dim + cond_dim + embed_dim), so the
-    noise reaches every resolution too (BigGAN's hierarchical latent, with the whole z at every layer). Channels C = res_generator_channels(width, init_width):
+    noise reaches every resolution too (BigGAN's hierarchical latent, with the whole z at every layer).
+    Channels C = res_generator_channels(width, init_width):
 
         (z, c, r) (N, noise_dim + cond_dim + embed_dim) -> Linear -> (N, C4, 4, 4)
         -> ResUpBlock, 1 conv, no upsampling      (N, C4, 4, 4)

@@ -16,7 +16,8 @@ from typing import Callable
 
 import torch
 
-from data_utils.augment import center_crop, random_crop_flip, to_float
+from data_utils.augment import random_crop_flip
+from models.inference import embed_images
 
 from . import losses
 from .diffaug import diff_augment
@@ -128,10 +129,8 @@ class GanStage:
         if k <= 0:
             return idx
         if self.neighbours is None:
-            size = tr.cfg.data.image_size
-            reps = torch.cat([tr.nets.encoder(to_float(center_crop(tr.images[i:i + 256], size)))
-                              for i in range(0, len(tr.images), 256)])
-            self.neighbours = neighbour_table(reps, k)
+            reps = embed_images(tr.nets.encoder, tr.images, tr.cfg.data.image_size, tr.device)
+            self.neighbours = neighbour_table(torch.from_numpy(reps), k).to(tr.device)
         pick = torch.randint(0, self.neighbours.shape[1], (len(idx),), device=self.neighbours.device)
         return self.neighbours[idx.to(self.neighbours.device), pick]
 
