@@ -68,6 +68,7 @@ class TrainConfig:
     mismatch_weight: float = 0.5  # matching-aware D: weight of (real image, wrong text)
     neighbour_k: int = 0  # IC-GAN: D's real image is one of the photo's k nearest (encoder space); 0 = the photo
     distill_weight: float = 1.0  # encoder(G(z, t, r)) should match r
+    fm_weight: float = 0.0  # feature matching: G's images should have the real images' mean D features; 0 = off
     kl_weight: float = 1.0  # conditioning augmentation KL
     ema_decay: float = 0.995  # generator EMA decay per 32 images (GanStage.update_ema): a ~6,400-image time constant
     eval_every: int = 10  # epochs between validation metrics / best-checkpoint checks
