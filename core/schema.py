@@ -66,7 +66,6 @@ class TrainConfig:
     r1_gamma: float = 0.1  # R1 gradient penalty on real images; 0 disables
     r1_every: int = 4  # lazy R1: apply every N discriminator steps (scaled by N)
     mismatch_weight: float = 0.5  # matching-aware D: weight of (real image, wrong text)
-    neighbour_k: int = 0  # IC-GAN: D's real image is one of the photo's k nearest (encoder space); 0 = the photo
     distill_weight: float = 1.0  # encoder(G(z, t, r)) should match r
     fm_weight: float = 0.0  # feature matching: G's images should have the real images' mean D features; 0 = off
     kl_weight: float = 1.0  # conditioning augmentation KL

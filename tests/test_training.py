@@ -498,9 +498,7 @@ def test_sigterm_saves_resumable_checkpoint_and_resume_finishes(phase, mini_root
     assert st["step"] == summary["steps"] == max(step_numbers(read_stats(run_dir)))
     assert all_finite(ckpt)
 
-    t0 = time.time()
     proc = run_cli([f"--run.resume={run_dir}"], timeout=240)
-    resume_seconds = time.time() - t0
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "finished"
@@ -512,7 +510,6 @@ def test_sigterm_saves_resumable_checkpoint_and_resume_finishes(phase, mini_root
     assert (run_dir / "eval" / "metrics.json").is_file()
     last = load_checkpoint(run_dir)
     assert last["state"]["stage"] == "done" and last["state"]["epoch"] == 21
-    assert resume_seconds < 200
 
 
 # ---------------------------------------------------------------- determinism and exact resume (in-process)
@@ -878,7 +875,6 @@ def test_gan_stage_takes_its_own_batch_size(mini_cache, tmp_path, one_thread):
                                              ("train.text_weight", -1, "train.text_weight' must be >= 0"),
                                              ("train.ssl_weight", -0.5, "train.ssl_weight' must be >= 0"),
                                              ("train.semantic_weight", -2, "train.semantic_weight' must be >= 0"),
-                                             ("train.neighbour_k", -1, "train.neighbour_k' must be >= 0"),
                                              ("train.fm_weight", -1, "train.fm_weight' must be >= 0"),
                                              ("train.affinity_alpha", 1.5, r"affinity_alpha' must be in \[0, 1\]")])
 def test_bad_batch_decay_whitening_and_loss_settings_are_rejected(key, value, match, mini_cache):
@@ -1108,39 +1104,6 @@ def test_publish_refuses_an_unfinished_or_incomplete_run(tmp_path, capsys):
     assert main([str(run_dir), "--out", str(tmp_path / "results")]) == 2
     assert "eval/samples.npz" in capsys.readouterr().err
     assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
-
-
-# ---------------------------------------------------------------- train.neighbour_k (IC-GAN targets)
-def test_neighbour_table_is_cosine_nearest_itself_first():
-    from training.gan_stage import neighbour_table
-    reps = torch.tensor([[1.0, 0.0], [2.0, 0.1], [0.0, 1.0], [0.1, 3.0], [1.0, 1.0]])
-    # cosines: 0 and 1 nearly parallel, 2 and 3 nearly parallel, 4 at 45 degrees between them
-    table = neighbour_table(reps, 2)
-    assert table.tolist() == [[0, 1], [1, 0], [2, 3], [3, 2], [4, 1]]
-    dup = neighbour_table(torch.ones(3, 2), 2)  # identical rows: each still comes first in its own row
-    assert dup[:, 0].tolist() == [0, 1, 2]
-    assert neighbour_table(reps, 9).shape == (5, 5)  # k is capped at the number of images
-
-
-def test_neighbour_targets_come_from_the_frozen_encoders_neighbourhoods(mini_cache, tmp_path, one_thread):
-    from training.gan_stage import neighbour_table
-    cfg = tiny_cfg(mini_cache, **{"train.neighbour_k": 3})
-    tr = make_trainer(cfg, tmp_path / "nk")
-    tr.set_stage_modes("gan")
-    idx = torch.arange(len(tr.images)).repeat(4)
-    targets = tr.gan.neighbour_targets(idx)
-    table = tr.gan.neighbours
-    assert table.shape == (len(tr.images), 3) and (table[:, 0] == torch.arange(len(tr.images))).all()
-    assert all(int(t) in table[int(i)].tolist() for i, t in zip(idx, targets))
-    assert (targets != idx).any()  # some targets are other photos
-    with torch.no_grad():  # the table is the encoder's: rebuilt from the same frozen weights, the same table
-        from data_utils.augment import center_crop, to_float
-        reps = tr.nets.encoder(to_float(center_crop(tr.images, cfg.data.image_size)))
-    assert torch.equal(neighbour_table(reps, 3), table)
-    out = tr.gan.step(torch.arange(8))  # a real GAN step with neighbour targets
-    assert all(torch.isfinite(torch.as_tensor(v)) for v in out.values())
-    off = make_trainer(tiny_cfg(mini_cache), tmp_path / "off")
-    assert torch.equal(off.gan.neighbour_targets(idx), idx) and off.gan.neighbours is None
 
 
 # ---------------------------------------------------------------- train.fm_weight (feature matching)

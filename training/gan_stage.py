@@ -17,7 +17,6 @@ from typing import Callable
 import torch
 
 from data_utils.augment import random_crop_flip
-from models.inference import embed_images
 
 from . import losses
 from .diffaug import diff_augment
@@ -30,15 +29,6 @@ def ema_decay(target: float, n: int, batch: int = EMA_REFERENCE_BATCH) -> float:
     """The EMA decay used after `n` generator steps of `batch` images: (1 + n) / (10 + n), capped at
     target ** (batch / 32), so that the average spans the same number of images at any batch size."""
     return min(target ** (batch / EMA_REFERENCE_BATCH), (1.0 + n) / (10.0 + n))
-
-
-def neighbour_table(reps: torch.Tensor, k: int) -> torch.Tensor:
-    """reps (N, D) -> (N, k) indices of each row's k nearest rows by cosine similarity, itself first (IC-GAN's
-    neighbourhoods: the real image D sees for a condition is drawn from them)."""
-    z = torch.nn.functional.normalize(reps.float(), dim=1)
-    sim = z @ z.T
-    sim.fill_diagonal_(float("inf"))  # itself first, whatever the ties
-    return sim.topk(min(k, reps.shape[0]), dim=1).indices
 
 
 @dataclass
@@ -67,7 +57,8 @@ def gan_step(nets: GanNets, batch: GanBatch, tc, update: Callable, *, r1_now: bo
              autocast: Callable = contextlib.nullcontext) -> dict:
     """One D step, then one G step; returns the losses (tensors). tc: the train config (diffaug, mismatch_weight,
     r1_gamma, r1_every, kl_weight, distill_weight, fm_weight); update(key, optimizer_key, loss, params)
-    backpropagates and steps the optimizer "d" or "g"; r1_now: this D step applies the lazy R1 penalty; d_rep: D also scores r."""
+    backpropagates and steps the optimizer "d" or "g"; r1_now: this D step applies the lazy R1 penalty; d_rep: D
+    also scores r."""
     G, D = nets.G, nets.D
     real, t, r, z = batch.real, batch.t, batch.r, batch.z
     t_wrong = t.roll(1, dims=0)  # another image's caption
@@ -122,30 +113,14 @@ class GanStage:
         self.opt_g = torch.optim.Adam(tr.nets.generator.parameters(), lr=tc.lr_g, betas=(0.0, 0.99))
         self.opt_d = torch.optim.Adam(tr.nets.discriminator.parameters(), lr=tc.lr_d, betas=(0.0, 0.99))
         self.bs, self.steps_per_epoch = stage_batches(tc.gan_batch_size or tc.batch_size, len(tr.data.train))
-        self.neighbours = None  # train.neighbour_k > 0: (N, k) table, built from the frozen encoder when first needed
-
-    @torch.no_grad()
-    def neighbour_targets(self, idx: torch.Tensor) -> torch.Tensor:
-        """The training images D sees as real for the captions of images `idx`: with train.neighbour_k = k > 0,
-        one of each image's k nearest training photos in the frozen source encoder's space (itself included),
-        drawn at random; else the images themselves. The table is built once per process from the frozen encoder
-        (so a resumed run rebuilds the same one)."""
-        tr, k = self.tr, self.tr.cfg.train.neighbour_k
-        if k <= 0:
-            return idx
-        if self.neighbours is None:
-            reps = embed_images(tr.nets.encoder, tr.images, tr.cfg.data.image_size, tr.device)
-            self.neighbours = neighbour_table(torch.from_numpy(reps), k).to(tr.device)
-        pick = torch.randint(0, self.neighbours.shape[1], (len(idx),), device=self.neighbours.device)
-        return self.neighbours[idx.to(self.neighbours.device), pick]
 
     @torch.no_grad()
     def condition(self, idx: torch.Tensor):
-        """Frozen text encoder: real images (B, 3, S, S; the neighbour targets of images `idx`), text encodings
-        (B, T) and the prior's guesses of the source representations (B, D) from the captions of images `idx`."""
+        """Frozen text encoder: real images (B, 3, S, S), text encodings (B, T) and the prior's guesses of the
+        source representations (B, D) from the captions."""
         tr = self.tr
         text = tr.nets.text_encoder
-        real = random_crop_flip(tr.images[self.neighbour_targets(idx.to(tr.device))], tr.cfg.data.image_size)
+        real = random_crop_flip(tr.images[idx.to(tr.device)], tr.cfg.data.image_size)
         t = text(*tr.captions(idx))
         return real, t, text.predict_representation(t)
 
