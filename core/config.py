@@ -244,8 +244,8 @@ def validate(cfg: Config) -> None:
             f"train.encoder_epochs + train.gan_epochs = {cfg.train.encoder_epochs + cfg.train.gan_epochs} "
             "passes exceed the 200-epoch budget")
     for key, least in {"train.batch_size": 1, "train.gan_batch_size": 0, "train.wd_encoder": 0,
-                       "train.whiten_eps": 0, "model.enc_depth": 1, "model.enc_top_width": 0, "train.fm_weight": 0,
-                       "train.text_weight": 0, "train.ssl_weight": 0, "train.semantic_weight": 0,
+                       "train.whiten_eps": 0, "model.enc_depth": 1, "model.enc_top_width": 0, "train.text_weight": 0,
+                       "train.ssl_weight": 0, "train.semantic_weight": 0,
                        "train.encoder_epochs": 0, "train.gan_epochs": 0}.items():
         section, name = key.split(".")
         value = getattr(getattr(cfg, section), name)

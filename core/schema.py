@@ -67,7 +67,6 @@ class TrainConfig:
     r1_every: int = 4  # lazy R1: apply every N discriminator steps (scaled by N)
     mismatch_weight: float = 0.5  # matching-aware D: weight of (real image, wrong text)
     distill_weight: float = 1.0  # encoder(G(z, t, r)) should match r
-    fm_weight: float = 0.0  # feature matching: G's images should have the real images' mean D features; 0 = off
     kl_weight: float = 1.0  # conditioning augmentation KL
     ema_decay: float = 0.995  # generator EMA decay per 32 images (GanStage.update_ema): a ~6,400-image time constant
     eval_every: int = 10  # epochs between validation metrics / best-checkpoint checks

@@ -875,7 +875,6 @@ def test_gan_stage_takes_its_own_batch_size(mini_cache, tmp_path, one_thread):
                                              ("train.text_weight", -1, "train.text_weight' must be >= 0"),
                                              ("train.ssl_weight", -0.5, "train.ssl_weight' must be >= 0"),
                                              ("train.semantic_weight", -2, "train.semantic_weight' must be >= 0"),
-                                             ("train.fm_weight", -1, "train.fm_weight' must be >= 0"),
                                              ("train.affinity_alpha", 1.5, r"affinity_alpha' must be in \[0, 1\]")])
 def test_bad_batch_decay_whitening_and_loss_settings_are_rejected(key, value, match, mini_cache):
     from core.config import ConfigError
@@ -1104,14 +1103,3 @@ def test_publish_refuses_an_unfinished_or_incomplete_run(tmp_path, capsys):
     assert main([str(run_dir), "--out", str(tmp_path / "results")]) == 2
     assert "eval/samples.npz" in capsys.readouterr().err
     assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
-
-
-# ---------------------------------------------------------------- train.fm_weight (feature matching)
-def test_feature_matching_enters_the_generator_step(mini_cache, tmp_path, one_thread):
-    tr = make_trainer(tiny_cfg(mini_cache, **{"train.fm_weight": 10.0}), tmp_path / "fm")
-    tr.set_stage_modes("gan")
-    out = tr.gan.step(torch.arange(8))  # a real GAN step
-    assert "gan/fm" in out and torch.isfinite(out["gan/fm"]) and out["gan/fm"] > 0
-    off = make_trainer(tiny_cfg(mini_cache), tmp_path / "off")
-    off.set_stage_modes("gan")
-    assert "gan/fm" not in off.gan.step(torch.arange(8))

@@ -56,9 +56,8 @@ class GanBatch:
 def gan_step(nets: GanNets, batch: GanBatch, tc, update: Callable, *, r1_now: bool, d_rep: bool = False,
              autocast: Callable = contextlib.nullcontext) -> dict:
     """One D step, then one G step; returns the losses (tensors). tc: the train config (diffaug, mismatch_weight,
-    r1_gamma, r1_every, kl_weight, distill_weight, fm_weight); update(key, optimizer_key, loss, params)
-    backpropagates and steps the optimizer "d" or "g"; r1_now: this D step applies the lazy R1 penalty; d_rep: D
-    also scores r."""
+    r1_gamma, r1_every, kl_weight, distill_weight); update(key, optimizer_key, loss, params) backpropagates and
+    steps the optimizer "d" or "g"; r1_now: this D step applies the lazy R1 penalty; d_rep: D also scores r."""
     G, D = nets.G, nets.D
     real, t, r, z = batch.real, batch.t, batch.r, batch.z
     t_wrong = t.roll(1, dims=0)  # another image's caption
@@ -86,18 +85,13 @@ def gan_step(nets: GanNets, batch: GanBatch, tc, update: Callable, *, r1_now: bo
     # G step: gradients flow through D and E to the image only (their weights need none)
     D.requires_grad_(False)
     with autocast():
-        h_fake_g = nets.d_features(aug(fake))
-        g_adv = losses.g_hinge(D.logits(h_fake_g, t, r_d).float())
+        g_adv = losses.g_hinge(D.logits(nets.d_features(aug(fake)), t, r_d).float())
         distill = losses.cosine_distance(nets.encode(fake).float(), r)  # what E judges
     D.requires_grad_(True)
     kl = losses.kl_normal(mu.float(), logvar.float())
     g_loss = g_adv + tc.kl_weight * kl + tc.distill_weight * distill
-    out.update({"gan/g_adv": g_adv, "gan/kl": kl, "gan/distill": distill})
-    if tc.fm_weight > 0:  # the fake's D features should have the real ones' batch mean
-        fm = losses.feature_matching(h_real.detach().float(), h_fake_g.float())
-        g_loss = g_loss + tc.fm_weight * fm
-        out["gan/fm"] = fm
     update("g", g_loss, G.parameters())
+    out.update({"gan/g_adv": g_adv, "gan/kl": kl, "gan/distill": distill})
     return out
 
 

@@ -61,12 +61,6 @@ def g_hinge(fake: torch.Tensor) -> torch.Tensor:
     return -fake.mean()
 
 
-def feature_matching(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """Feature matching (Salimans et al. 2016): real, fake (N, F) discriminator features -> scalar, the mean over
-    the F features of the squared difference of their batch means. Only `fake` should carry gradient."""
-    return (real.mean(0) - fake.mean(0)).pow(2).mean()
-
-
 def r1_penalty(logits: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
     """R1 (Mescheder et al. 2018): mean over the batch of ||d logits / d images||^2.
 
