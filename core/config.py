@@ -245,8 +245,8 @@ def validate(cfg: Config) -> None:
             "passes exceed the 200-epoch budget")
     for key, least in {"train.batch_size": 1, "train.gan_batch_size": 0, "train.wd_encoder": 0,
                        "train.whiten_eps": 0, "model.enc_depth": 1, "model.enc_top_width": 0, "train.text_weight": 0,
-                       "train.ssl_weight": 0, "train.semantic_weight": 0,
-                       "train.encoder_epochs": 0, "train.gan_epochs": 0}.items():
+                       "train.ssl_weight": 0, "train.semantic_weight": 0, "train.encoder_epochs": 0,
+                       "train.gan_epochs": 0}.items():
         section, name = key.split(".")
         value = getattr(getattr(cfg, section), name)
         if value < least:
