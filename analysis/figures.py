@@ -44,7 +44,7 @@ def plot_caption_grid(fake: np.ndarray, real: np.ndarray, picks: list[dict], cla
             _frame(ax)
         for p, img in zip(picks, imgs):
             r, c = row_of[p["label"]], p["column"]
-            axes[r, c].imshow(img)
+            axes[r, c].imshow(img, interpolation="nearest")  # the true pixels: a grid or noise stays visible
             axes[r, c].set_title(image_key(r, c), fontsize=8, pad=2)
         if sub is subs[0]:
             for r, cls in enumerate(classes):
@@ -62,7 +62,7 @@ def plot_images(images: np.ndarray, title: str = "", n_cols: int = 8) -> plt.Fig
     for ax in axes.flat:
         ax.axis("off")
     for i, img in enumerate(images):
-        axes.flat[i].imshow(img)
+        axes.flat[i].imshow(img, interpolation="nearest")
         axes.flat[i].set_title(str(i + 1), fontsize=8)
     if title:
         fig.suptitle("\n".join(textwrap.wrap(title, 110)), fontsize=11)
