@@ -1,9 +1,12 @@
 """The scaling study: GAN quality against compute, generator steps and size, at a fixed number of passes.
 
-    python -m analysis.scaling runs/sc-* --out docs/figures/scaling.png --table
+    python -m analysis.scaling runs/sc-* --out docs/figures/scaling.png --table --json rows.json
+    python -m analysis.scaling docs/figures/scaling.json runs/new-cell --out docs/figures/scaling.png
 
 Each run is a GAN stage on the same encoders (`--train.encoders_from`), differing in the generator and
-discriminator size (model.arch, model.g_ratio, model.g_width, model.d_width) and the GAN batch. For each run: its
+discriminator size (model.g_ratio, model.g_width, model.d_width) and the GAN batch. An input is a run folder or
+a rows file that `--json` wrote: docs/figures/scaling.json holds the published study's rows, among them the
+residual family's (`arch: resnet`, removed from the code; docs/experiments.md). For each run: its
 networks' sizes, generator steps, images shown, the FLOPs of one GAN step per image (counted on `gan_step` with
 random inputs of the run's shapes, over one lazy-R1 period), the compute of its GAN stage, and its evaluation
 (eval/metrics.json: KID in the evaluator's space, the judge among the 5 unseen classes and among all 102 for
@@ -64,7 +67,7 @@ def run_row(run_dir: Path) -> dict:
     flops = gan_step_flops(cfg, split["vocab_size"])
     gen = "generation.recognised_by_judge"
     return {
-        "run": run_dir.name, "arch": cfg.model.arch, "g_params": count_params(nets.generator),
+        "run": run_dir.name, "arch": "dcgan", "g_params": count_params(nets.generator),
         "d_params": count_params(nets.discriminator), "batch": bs, "gan_epochs": tc.gan_epochs, "g_steps": steps,
         "gan_images": steps * bs, "gflops_per_image": flops / 1e9, "pflops": flops * steps * bs / 1e15,
         "status": summary.get("status"), "train_minutes": (summary.get("train_seconds") or 0) / 60 or None,
@@ -76,6 +79,25 @@ def run_row(run_dir: Path) -> dict:
         "class_consistency": _get(m, "generation.class_consistency_evaluator_knn"),
         "val_curve": val_curve(run_dir / "stats.jsonl"),
     }
+
+
+ROW_KEYS = ("run", "arch", "g_params", "d_params", "batch", "g_steps", "gflops_per_image", "pflops", "kid", "kid_std",
+            "judge_unseen5", "judge_unseen5_photo", "judge_seen102", "ms_ssim", "train_minutes")
+
+
+def load_rows(path: Path) -> list[dict]:
+    """The rows of a file that `--json` wrote; ValueError naming the file if it is not one."""
+    try:
+        rows = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not a readable JSON rows file ({e})") from None
+    if not isinstance(rows, list) or not rows:
+        raise ValueError(f"{path}: expected a non-empty list of rows")
+    for i, r in enumerate(rows):
+        missing = [k for k in ROW_KEYS if not isinstance(r, dict) or k not in r]
+        if missing:
+            raise ValueError(f"{path}: row {i} lacks {', '.join(missing)}")
+    return rows
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -180,7 +202,7 @@ def plot(rows: list[dict], out: Path, bands: dict[str, tuple[float, float]] | No
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("runs", nargs="+", help="run folders of the study")
+    p.add_argument("runs", nargs="+", help="run folders of the study, or rows files that --json wrote")
     p.add_argument("--out", default="docs/figures/scaling.png", help="the figure")
     p.add_argument("--json", help="also write the rows to this file")
     p.add_argument("--table", action="store_true", help="print the rows as a markdown table")
@@ -193,12 +215,18 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    dirs = [Path(r) for r in args.runs]
-    missing = [str(d) for d in dirs if not (d / "config.yaml").is_file()]
+    paths = [Path(r) for r in args.runs]
+    missing = [str(d) for d in paths if not (d.is_file() or (d / "config.yaml").is_file())]
     if missing:
-        print(f"error: not a run folder (no config.yaml): {', '.join(missing)}", file=sys.stderr)
+        print(f"error: neither a run folder (no config.yaml) nor a rows file: {', '.join(missing)}", file=sys.stderr)
         return 2
-    rows = [run_row(d) for d in dirs]
+    rows = []
+    for path in paths:
+        try:
+            rows += load_rows(path) if path.is_file() else [run_row(path)]
+        except ValueError as e:  # core.config.ConfigError included
+            print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
+            return 2
     print(f"figure: {plot(rows, Path(args.out), bands, args.band_label)}")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")

@@ -48,8 +48,8 @@ class EvaluationStopped(KeyboardInterrupt):
     """SIGINT or SIGTERM during the end-of-run evaluation (a KeyboardInterrupt: no `except Exception` swallows it)."""
 
 
-ENCODER_KEYS = ("model.embed_dim", "model.enc_width", "model.enc_depth", "model.enc_top_width", "model.text_width",
-                "model.text_dim", "data.seed", "data.n_train_classes", "data.n_test_classes", "data.val_fraction", "data.image_size",
+ENCODER_KEYS = ("model.embed_dim", "model.enc_width", "model.enc_depth", "model.text_width", "model.text_dim",
+                "data.seed", "data.n_train_classes", "data.n_test_classes", "data.val_fraction", "data.image_size",
                 "data.max_caption_len", "data.min_word_count", "data.limit_per_class")
 
 

@@ -226,8 +226,6 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"config key 'train.amp' must be one of {', '.join(AMP_MODES)}, got {cfg.train.amp!r}")
     if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", cfg.train.device):
         raise ConfigError(f"config key 'train.device' must be auto, cpu, cuda or cuda:N, got {cfg.train.device!r}")
-    if cfg.model.arch not in ("dcgan", "resnet"):
-        raise ConfigError(f"config key 'model.arch' must be one of ('dcgan', 'resnet'), got {cfg.model.arch!r}")
     try:
         block_modes(cfg.model.g_upsample)
     except ValueError as e:
@@ -236,15 +234,12 @@ def validate(cfg: Config) -> None:
         parse_policy(cfg.train.diffaug)
     except ValueError as e:
         raise ConfigError(f"config key 'train.diffaug': {e}") from None
-    if cfg.model.g_z_norm and cfg.model.arch != "resnet":
-        raise ConfigError(f"config key 'model.g_z_norm': the noise in every conditional BN is a resnet generator's "
-                          f"option, and model.arch is {cfg.model.arch!r}")
     if cfg.train.encoder_epochs + cfg.train.gan_epochs > 200:
         raise ConfigError(
             f"train.encoder_epochs + train.gan_epochs = {cfg.train.encoder_epochs + cfg.train.gan_epochs} "
             "passes exceed the 200-epoch budget")
     for key, least in {"train.batch_size": 1, "train.gan_batch_size": 0, "train.wd_encoder": 0,
-                       "train.whiten_eps": 0, "model.enc_depth": 1, "model.enc_top_width": 0, "train.text_weight": 0,
+                       "train.whiten_eps": 0, "model.enc_depth": 1, "train.text_weight": 0,
                        "train.ssl_weight": 0, "train.semantic_weight": 0, "train.encoder_epochs": 0,
                        "train.gan_epochs": 0}.items():
         section, name = key.split(".")

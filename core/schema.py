@@ -24,18 +24,15 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    arch: str = "dcgan"  # generator + discriminator family: dcgan (compact, CPU) | resnet (residual, low-res heavy)
     embed_dim: int = 128  # source representation / shared image-text space
     enc_width: int = 32  # base channel width of the source encoder
     enc_depth: int = 1  # residual blocks per encoder stage (2: ResNet-18-like depth, ~2x the parameters)
-    enc_top_width: int = 0  # channels of the encoder's 4 px stage and head; 0 = 8 x enc_width
     text_width: int = 128  # token embedding and GRU width of the text encoder
     text_dim: int = 128  # text encoding fed to the generator
     noise_dim: int = 64
     cond_dim: int = 64  # conditioning-augmentation output size for the text encoding
     g_width: int = 48  # preferred generator conv width (the mapping MLP is sized to hit g_ratio)
     g_upsample: str = "nearest"  # x2 upsampling of every block: nearest | bilinear, or 4 comma-separated (README)
-    g_z_norm: bool = False  # resnet: the noise z also sets every conditional BN's scale and shift (BigGAN)
     d_width: int = 32  # base channel width of the discriminator
     d_rep: bool = False  # the discriminator also projects the source representation r (judges image-r fit)
     g_ratio: float = 0.5  # generator params / encoder params (the assignment fixes 0.5)

@@ -1,5 +1,5 @@
-"""Build the four networks from a config (model.arch picks the generator and discriminator family), enforcing the generator = 1/2 x encoder parameter rule; the
-parameter table (total / trainable / size on disk) of a set of networks."""
+"""Build the four networks from a config, enforcing the generator = 1/2 x encoder parameter rule; the parameter
+table (total / trainable / size on disk) of a set of networks."""
 from __future__ import annotations
 
 import io
@@ -11,11 +11,7 @@ import torch.nn as nn
 from .discriminator import Discriminator
 from .encoder import SourceEncoder
 from .generator import Generator
-from .res_discriminator import ResDiscriminator
-from .res_generator import ResGenerator
 from .text_encoder import TextEncoder
-
-ARCHS = ("dcgan", "resnet")  # model.arch: the generator and discriminator family
 
 RATIO_TOLERANCE = 0.01  # |params(G) / params(E) - g_ratio| <= 1 % of g_ratio
 MIN_MAP_WIDTH = 16
@@ -43,28 +39,6 @@ def generator_widths(target: int, mc, text_dim: int) -> tuple[int, int]:
     raise ValueError(f"no generator fits {target} parameters (encoder too small for model.g_ratio)")
 
 
-def res_generator_widths(target: int, mc, text_dim: int) -> tuple[int, int]:
-    """(width, init_width) of a ResGenerator with about `target` parameters, width as close to mc.g_width as
-    fits: the width sets the coarse size, the 4 px channel count init_width (between 2w and 64w) fine-tunes it
-    (binary search; its parameter count grows monotonically with init_width)."""
-    def size(w: int, c4: int) -> int:
-        with torch.device("meta"):  # counts parameters without allocating them
-            return count_params(ResGenerator(w, mc.noise_dim, mc.cond_dim, mc.embed_dim, text_dim, init_width=c4,
-                                             upsample=mc.g_upsample, z_norm=mc.g_z_norm))
-
-    for w in sorted(range(4, 129, 2), key=lambda w: (abs(w - mc.g_width), -w)):
-        lo, hi = 2 * w, 64 * w
-        if not size(w, lo) <= target <= size(w, hi):
-            continue
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            lo, hi = (mid, hi) if size(w, mid) <= target else (lo, mid)
-        c4 = min((lo, hi), key=lambda c4: abs(size(w, c4) - target))
-        if abs(size(w, c4) - target) <= RATIO_TOLERANCE * target:  # small targets: a unit of C4 can be > 1 %
-            return w, c4
-    raise ValueError(f"no residual generator fits {target} parameters (encoder too small for model.g_ratio)")
-
-
 @dataclass
 class Networks:
     text_encoder: TextEncoder
@@ -85,23 +59,14 @@ class Networks:
 def build_networks(mc, vocab_size: int) -> Networks:
     """mc: ModelConfig. Asserts the generator/encoder parameter ratio and returns all networks."""
     text = TextEncoder(vocab_size, mc.text_width, mc.text_dim, mc.embed_dim)
-    enc = SourceEncoder(mc.enc_width, mc.embed_dim, mc.enc_depth, mc.enc_top_width)
+    enc = SourceEncoder(mc.enc_width, mc.embed_dim, mc.enc_depth)
     e_params = count_params(enc)
-    target = round(mc.g_ratio * e_params)
-    if mc.arch == "resnet":
-        w, c4 = res_generator_widths(target, mc, mc.text_dim)
-        gen = ResGenerator(w, mc.noise_dim, mc.cond_dim, mc.embed_dim, mc.text_dim, init_width=c4,
-                           upsample=mc.g_upsample, z_norm=mc.g_z_norm)
-    elif mc.arch == "dcgan":
-        w, m = generator_widths(target, mc, mc.text_dim)
-        gen = Generator(w, m, mc.noise_dim, mc.cond_dim, mc.embed_dim, mc.text_dim, upsample=mc.g_upsample)
-    else:
-        raise ValueError(f"model.arch must be one of {', '.join(ARCHS)}, got {mc.arch!r}")
+    w, m = generator_widths(round(mc.g_ratio * e_params), mc, mc.text_dim)
+    gen = Generator(w, m, mc.noise_dim, mc.cond_dim, mc.embed_dim, mc.text_dim, upsample=mc.g_upsample)
     ratio = count_params(gen) / e_params
     if abs(ratio - mc.g_ratio) > RATIO_TOLERANCE * mc.g_ratio:
         raise AssertionError(f"generator/encoder parameter ratio {ratio:.4f} is not within 1 % of {mc.g_ratio}")
-    disc = (ResDiscriminator if mc.arch == "resnet" else Discriminator)(mc.d_width, mc.text_dim,
-                                                                        mc.embed_dim if mc.d_rep else 0)
+    disc = Discriminator(mc.d_width, mc.text_dim, mc.embed_dim if mc.d_rep else 0)
     return Networks(text, enc, gen, disc)
 
 

@@ -28,21 +28,20 @@ class ResBlock(nn.Module):
 class SourceEncoder(nn.Module):
     """A small ResNet: (N, 3, 64, 64) in [-1, 1] -> (N, embed_dim) unit-norm representation.
 
-    Stem: 3x3 conv at full resolution then a stride-2 conv to 32x32; stages of width w, 2w, 4w, W4 at
-    32, 16, 8, 4 px (W4 = top_width, default 8w), each of `depth` residual blocks (in the last three the first
-    block halves the resolution); global average pool (N, W4); an MLP head -> embed_dim, L2-normalised; then
-    `whiten`, a PCA whitening
+    Stem: 3x3 conv at full resolution then a stride-2 conv to 32x32; stages of width w, 2w, 4w, 8w at
+    32, 16, 8, 4 px, each of `depth` residual blocks (in the last three the first block halves the resolution);
+    global average pool (N, 8w); an MLP head -> embed_dim, L2-normalised; then `whiten`, a PCA whitening
     (models/whitening.py) that is the identity while the network trains and is fitted on the training images'
     representations at the end of the encoder stage.
     `features()` returns the pooled backbone features, `represent()` the trained (unwhitened) representation,
     `forward()` the representation.
     """
 
-    def __init__(self, width: int = 32, embed_dim: int = 128, depth: int = 1, top_width: int = 0):
+    def __init__(self, width: int = 32, embed_dim: int = 128, depth: int = 1):
         super().__init__()
         if depth < 1:
             raise ValueError(f"encoder depth must be >= 1 residual block per stage, got {depth}")
-        w, top = width, top_width or 8 * width
+        w, top = width, 8 * width
         self.stem = nn.Sequential(nn.Conv2d(3, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(),
                                   nn.Conv2d(w, w, 3, 2, 1, bias=False))  # 64 -> 32
         ins, outs = (w, w, 2 * w, 4 * w), (w, 2 * w, 4 * w, top)  # 32 px, then 32 -> 16 -> 8 -> 4
@@ -54,8 +53,8 @@ class SourceEncoder(nn.Module):
         self.feature_dim, self.embed_dim = top, embed_dim
 
     def features(self, img: torch.Tensor) -> torch.Tensor:
-        """img: (N, 3, H, W) in [-1, 1] -> (N, W4) pooled backbone features."""
-        h = F.relu(self.norm(self.stages(self.stem(img))))  # (N, W4, H/16, W/16)
+        """img: (N, 3, H, W) in [-1, 1] -> (N, 8w) pooled backbone features."""
+        h = F.relu(self.norm(self.stages(self.stem(img))))  # (N, 8w, H/16, W/16)
         return h.mean(dim=(2, 3))
 
     def represent(self, img: torch.Tensor) -> torch.Tensor:

@@ -139,7 +139,7 @@ def read_photo(path: str | Path) -> torch.Tensor:
     if not path.is_file():
         raise DataError(f"--photo {path}: no such file")
     arr, _ = decode_image(path.read_bytes(), CACHE_IMAGE_SIZE, str(path))
-    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()  # decode_image may return a read-only view
 
 
 def generate_captions(checkpoint, captions: list[str], n: int = 8, seed: int = 0, device="cpu",

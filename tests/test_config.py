@@ -241,7 +241,8 @@ def test_removed_keys_at_another_value_fail_in_saved_configs(key, value):
 @pytest.mark.parametrize("key,value,commit", [
     ("train.bcr_weight", 1.0, "cf49ec7"), ("train.ms_weight", 0.1, "086abd9"),
     ("model.d_words", True, "54cabef"), ("train.word_weight", 0.5, "54cabef"), ("train.neighbour_k", 5, "73a0645"),
-    ("train.fm_weight", 10.0, "b417dbe"),
+    ("train.fm_weight", 10.0, "b417dbe"), ("model.arch", "resnet", "3bf5262"), ("model.g_z_norm", True, "3bf5262"),
+    ("model.enc_top_width", 640, "3bf5262"),
 ])
 def test_later_removed_keys_name_the_commit_that_has_their_code(key, value, commit):
     """On the command line a key removed later names the commit that last had it; at its off value

@@ -17,9 +17,9 @@ def _cfg(**overrides):
 
 
 def test_gan_step_flops_per_image_grow_with_the_networks_not_the_batch():
-    small = gan_step_flops(_cfg(**{"model.arch": "resnet", "train.gan_batch_size": 4}), vocab_size=50)
-    same = gan_step_flops(_cfg(**{"model.arch": "resnet", "train.gan_batch_size": 8}), vocab_size=50)
-    big = gan_step_flops(_cfg(**{"model.arch": "resnet", "train.gan_batch_size": 4, "model.g_ratio": 2.0}),
+    small = gan_step_flops(_cfg(**{"train.gan_batch_size": 4}), vocab_size=50)
+    same = gan_step_flops(_cfg(**{"train.gan_batch_size": 8}), vocab_size=50)
+    big = gan_step_flops(_cfg(**{"train.gan_batch_size": 4, "model.g_ratio": 2.0, "model.g_width": 24}),
                          vocab_size=50)
     assert small > 0 and same == pytest.approx(small, rel=0.02)  # per image: the batch does not matter
     assert big > 1.3 * small  # a generator with 4x the parameters costs more per image
@@ -70,3 +70,27 @@ def test_val_curve_reads_the_gan_validations_and_keeps_a_repeated_steps_last_val
     (tmp_path / "stats.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
     assert val_curve(tmp_path / "stats.jsonl") == [(40, 0.5), (80, 0.3)]
     assert val_curve(tmp_path / "missing.jsonl") == []
+
+
+def test_the_published_rows_redraw_the_figure(tmp_path, capsys):
+    """docs/figures/scaling.json holds the study's rows (the residual family's among them, whose code is
+    removed): the figure and the table come back from it alone, and a run folder's row joins them."""
+    from analysis.scaling import load_rows, main
+    published = REPO / "docs" / "figures" / "scaling.json"
+    rows = load_rows(published)
+    assert {r["arch"] for r in rows} == {"dcgan", "resnet"} and all(r["kid"] is not None for r in rows)
+    assert main([str(published), "--table", "--out", str(tmp_path / "s.png")]) == 0
+    table = capsys.readouterr().out
+    assert all(f"| {r['run']} |" in table for r in rows) and (tmp_path / "s.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("text,message", [("{not json", "not a readable JSON rows file"), ("[]", "non-empty list"),
+                                          ('[{"run": "a"}]', "row 0 lacks arch")])
+def test_a_bad_rows_file_is_one_line(tmp_path, capsys, text, message):
+    from analysis.scaling import main
+    bad = tmp_path / "rows.json"
+    bad.write_text(text)
+    assert main([str(bad), "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(bad) in err[0] and message in err[0]
+    assert not (tmp_path / "x.png").exists()
