@@ -139,8 +139,11 @@ def _log_x(ax) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
+STUDY_TITLE = "GAN stage at fixed passes, on one set of encoders: size and batch"
+
+
 def plot(rows: list[dict], out: Path, bands: dict[str, tuple[float, float]] | None = None,
-         band_label: str = "reference") -> Path:
+         band_label: str = "reference", title: str = STUDY_TITLE) -> Path:
     """KID, the judge (unseen and seen classes) and the same-caption MS-SSIM against GAN compute (PFLOP, log) and
     against generator steps (log); colour: generator size, marker: batch; a line joins the two batches of one
     size. The last row follows each run's val/kid (held-out seen-class images, source-encoder space) over its
@@ -193,7 +196,7 @@ def plot(rows: list[dict], out: Path, bands: dict[str, tuple[float, float]] | No
     handles, labels = (sum(pair, []) for pair in zip(axes[0, 0].get_legend_handles_labels(),
                                                      axes[-1, 0].get_legend_handles_labels()))
     fig.legend(handles, labels, loc="outside right center", fontsize=8)
-    fig.suptitle("GAN stage at fixed passes, on one set of encoders: size and batch")
+    fig.suptitle(title)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     plt.close(fig)
@@ -209,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--band", action="append", default=[], metavar="METRIC=LOW:HIGH",
                    help=f"a reference range shaded on a metric's panels ({', '.join(k for k, _ in FIGURE_METRICS)})")
     p.add_argument("--band-label", default="reference", help="the legend's name for the shaded ranges")
+    p.add_argument("--title", default=STUDY_TITLE, help="the figure's title")
     args = p.parse_args(argv)
     try:
         bands = {k: (lo, hi) for k, lo, hi in map(parse_band, args.band)}
@@ -227,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as e:  # core.config.ConfigError included
             print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
             return 2
-    print(f"figure: {plot(rows, Path(args.out), bands, args.band_label)}")
+    print(f"figure: {plot(rows, Path(args.out), bands, args.band_label, args.title)}")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
     if args.table:

@@ -39,6 +39,7 @@ def test_table_and_figure(tmp_path):
     assert out.is_file() and out.stat().st_size > 10_000
     banded = plot(rows, tmp_path / "banded.png", {"kid": (0.04, 0.11)}, "the CPU default")
     assert banded.is_file() and banded.read_bytes() != out.read_bytes()
+    assert plot(rows, tmp_path / "titled.png", title="steps at full length").read_bytes() != out.read_bytes()
 
 
 def test_band_argument():
