@@ -142,13 +142,18 @@ def _log_x(ax) -> None:
 STUDY_TITLE = "GAN stage at fixed passes, on one set of encoders: size and batch"
 
 
+X_AXES = {"compute": ("pflops", "GAN-stage compute, PFLOP (log)"), "steps": ("g_steps", "generator steps (log)")}
+
+
 def plot(rows: list[dict], out: Path, bands: dict[str, tuple[float, float]] | None = None,
-         band_label: str = "reference", title: str = STUDY_TITLE) -> Path:
+         band_label: str = "reference", title: str = STUDY_TITLE,
+         x_axes: tuple[str, ...] = ("compute", "steps")) -> Path:
     """KID, the judge (unseen and seen classes) and the same-caption MS-SSIM against GAN compute (PFLOP, log) and
     against generator steps (log); colour: generator size, marker: batch; a line joins the two batches of one
     size. The last row follows each run's val/kid (held-out seen-class images, source-encoder space) over its
     validations, against the steps and compute spent so far (runs still training included). bands:
-    {metric: (low, high)}, a reference range (another protocol's spread over runs) shaded grey."""
+    {metric: (low, high)}, a reference range (another protocol's spread over runs) shaded grey. x_axes: the
+    columns, "compute" and / or "steps" (X_AXES); runs of equal compute need only "steps"."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -158,9 +163,9 @@ def plot(rows: list[dict], out: Path, bands: dict[str, tuple[float, float]] | No
     markers = {8: "o", 32: "s"}
     bands = bands or {}
     n_rows = len(FIGURE_METRICS) + 1  # the last row: val/kid during training
-    fig, axes = plt.subplots(n_rows, 2, figsize=(11, 3.2 * n_rows), layout="constrained")
-    for col, (x_key, x_label) in enumerate((("pflops", "GAN-stage compute, PFLOP (log)"),
-                                            ("g_steps", "generator steps (log)"))):
+    fig, axes = plt.subplots(n_rows, len(x_axes), figsize=(5.5 * len(x_axes), 3.2 * n_rows), layout="constrained",
+                             squeeze=False)
+    for col, (x_key, x_label) in enumerate(X_AXES[name] for name in x_axes):
         for row, (y_key, y_label) in enumerate(FIGURE_METRICS):
             ax = axes[row, col]
             for (arch, g), colour in zip(sizes, colours):
@@ -213,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"a reference range shaded on a metric's panels ({', '.join(k for k, _ in FIGURE_METRICS)})")
     p.add_argument("--band-label", default="reference", help="the legend's name for the shaded ranges")
     p.add_argument("--title", default=STUDY_TITLE, help="the figure's title")
+    p.add_argument("--x", choices=("both", *X_AXES), default="both",
+                   help="the x axes: compute and steps (both), or one of them (runs of equal compute: steps)")
     args = p.parse_args(argv)
     try:
         bands = {k: (lo, hi) for k, lo, hi in map(parse_band, args.band)}
@@ -231,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as e:  # core.config.ConfigError included
             print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
             return 2
-    print(f"figure: {plot(rows, Path(args.out), bands, args.band_label, args.title)}")
+    x_axes = tuple(X_AXES) if args.x == "both" else (args.x,)
+    print(f"figure: {plot(rows, Path(args.out), bands, args.band_label, args.title, x_axes)}")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
     if args.table:

@@ -40,6 +40,9 @@ def test_table_and_figure(tmp_path):
     banded = plot(rows, tmp_path / "banded.png", {"kid": (0.04, 0.11)}, "the CPU default")
     assert banded.is_file() and banded.read_bytes() != out.read_bytes()
     assert plot(rows, tmp_path / "titled.png", title="steps at full length").read_bytes() != out.read_bytes()
+    from PIL import Image
+    steps_only = plot(rows, tmp_path / "steps.png", x_axes=("steps",))
+    assert Image.open(steps_only).width < 0.7 * Image.open(out).width  # one column of panels instead of two
 
 
 def test_band_argument():
