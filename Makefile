@@ -33,7 +33,7 @@ quick: CONFIG = experiments/quick.yaml
 quick: run
 
 test: setup
-	$(BIN)/lint-imports --config .importlinter
+	$(BIN)/lint-imports  # reads .importlinter
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadscope
 
 benchmark: data
