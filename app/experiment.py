@@ -1,5 +1,5 @@
-"""Which experiment `make run` trains when none is named: `experiments/default.yaml` (the protocol sized for one
-GPU) where torch sees CUDA, `experiments/cpu.yaml` (the protocol for a 2-core CPU) otherwise.
+"""Which experiment `make run` trains when none is named: `experiments/default.yaml` (the GPU experiment; today
+the same protocol as cpu.yaml) where torch sees CUDA, `experiments/cpu.yaml` (the protocol for a 2-core CPU) otherwise.
 
     python -m app.experiment    # prints the experiment's path on stdout, and which and why on stderr
 """
@@ -13,10 +13,10 @@ GPU_EXPERIMENT, CPU_EXPERIMENT = "experiments/default.yaml", "experiments/cpu.ya
 def choose(cuda_available: bool, device_name: str = "") -> tuple[str, str]:
     """(experiment path, one line saying which and why)."""
     if cuda_available:
-        return GPU_EXPERIMENT, (f"make run: {GPU_EXPERIMENT}, the protocol sized for one GPU, because torch sees "
+        return GPU_EXPERIMENT, (f"make run: {GPU_EXPERIMENT}, the GPU experiment, because torch sees "
                                 f"CUDA ({device_name or 'a GPU'})")
     return CPU_EXPERIMENT, (f"make run: {CPU_EXPERIMENT}, the 2-core CPU protocol, because torch sees no CUDA GPU "
-                            f"(make run CONFIG={GPU_EXPERIMENT} trains the GPU protocol anyway, for hours)")
+                            f"(today {GPU_EXPERIMENT} holds the same protocol)")
 
 
 def main() -> int:
